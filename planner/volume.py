@@ -54,7 +54,9 @@ class CTVolume:
 def _float_list(ds: Dataset, keyword: str, n: int) -> list[float]:
     value = ds.get(keyword)
     if value is None or len(value) != n:
-        raise InvalidSeries(f"a slice has no usable {keyword}; the series cannot be placed in space")
+        raise InvalidSeries(
+            f"a slice has no usable {keyword}; the series cannot be placed in space"
+        )
     return [float(v) for v in value]
 
 
@@ -163,8 +165,6 @@ def load_volume(datasets: Sequence[Dataset]) -> CTVolume:
         study_uid=str(first.StudyInstanceUID),
         series_uid=str(first.SeriesInstanceUID),
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
-        slices=tuple(
-            SourceSlice(str(ds.SOPInstanceUID), str(ds.SOPClassUID)) for ds in sorted_ds
-        ),
+        slices=tuple(SourceSlice(str(ds.SOPInstanceUID), str(ds.SOPClassUID)) for ds in sorted_ds),
         warnings=tuple(warnings),
     )

@@ -1,0 +1,144 @@
+"""Stage: HU volume, anatomy and a seed in; segmented lytic lesion out.
+
+Input: :class:`~planner.volume.CTVolume`, :class:`~planner.anatomy.Anatomy`, a seed point in
+LPS mm, :class:`~planner.rules.SegmentationRules`.
+Output: :class:`LesionMask`, the lesion as a boolean mask cropped to its bounding box
+(``offset_kji`` gives the box's first voxel on the volume grid), and the HU window used.
+Measurement of the mask is the next stage (:mod:`planner.measure`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from planner.anatomy import Anatomy
+from planner.errors import InvalidSeed, LesionNotFound
+from planner.rules import SegmentationRules
+from planner.volume import CTVolume
+
+SEED_PROBE_RADIUS_MM = 2.0
+ADAPTIVE_SIGMAS = 2.5
+MIN_HALF_WINDOW_HU = 25.0
+
+
+@dataclass(frozen=True)
+class LesionMask:
+    mask: npt.NDArray[np.bool_]
+    offset_kji: tuple[int, int, int]
+    seed_lps_mm: tuple[float, float, float]
+    hu_window: tuple[float, float]
+    touches_search_limit: bool
+
+    def full_mask(self, shape: tuple[int, int, int]) -> npt.NDArray[np.bool_]:
+        out = np.zeros(shape, dtype=bool)
+        k, j, i = self.offset_kji
+        dk, dj, di = self.mask.shape
+        out[k : k + dk, j : j + dj, i : i + di] = self.mask
+        return out
+
+    def points_kji(self) -> npt.NDArray[np.float64]:
+        return np.argwhere(self.mask).astype(np.float64) + np.asarray(self.offset_kji)
+
+
+def _ellipsoid(radius_mm: float, spacing_kji: tuple[float, float, float]) -> npt.NDArray[np.bool_]:
+    r = [max(1, int(round(radius_mm / s))) for s in spacing_kji]
+    grid = np.mgrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
+    dist2 = sum((g * s) ** 2 for g, s in zip(grid, spacing_kji, strict=True))
+    return np.asarray(dist2 <= radius_mm**2)
+
+
+def _describe(hu: float) -> str:
+    if hu < -400:
+        return "air or lung"
+    if hu < -30:
+        return "fat"
+    return "bone"
+
+
+def segment_lesion(
+    volume: CTVolume,
+    anatomy: Anatomy,
+    seed_lps_mm: tuple[float, float, float],
+    rules: SegmentationRules,
+    search_radius_mm: float | None = None,
+    hu_window: tuple[float, float] | None = None,
+) -> LesionMask:
+    """Grow the soft-tissue-density lesion around the seed; refuse seeds that are not on one."""
+    geo = volume.geometry
+    spacing = geo.spacing_kji_mm()
+    seed_kji = geo.lps_to_kji(seed_lps_mm)
+    if not geo.contains_kji(seed_kji):
+        raise InvalidSeed("the seed point lies outside the scanned volume")
+    seed = tuple(int(v) for v in np.rint(seed_kji))
+    if not anatomy.body[seed]:
+        raise InvalidSeed("the seed point lies outside the patient's body")
+
+    radius = search_radius_mm or rules.search_radius_mm
+    lo_idx = [max(0, s - int(np.ceil(radius / sp))) for s, sp in zip(seed, spacing, strict=True)]
+    hi_idx = [
+        min(n, s + int(np.ceil(radius / sp)) + 1)
+        for s, n, sp in zip(seed, geo.shape, spacing, strict=True)
+    ]
+    box = tuple(slice(a, b) for a, b in zip(lo_idx, hi_idx, strict=True))
+    sigma = [rules.smoothing_sigma_mm / s for s in spacing]
+    smooth = ndimage.gaussian_filter(volume.hu[box].astype(np.float32), sigma=sigma)
+    local_seed = tuple(s - a for s, a in zip(seed, lo_idx, strict=True))
+
+    grid = np.ogrid[tuple(slice(0, n) for n in smooth.shape)]
+    dist2 = sum(((g - s) * sp) ** 2 for g, s, sp in zip(grid, local_seed, spacing, strict=True))
+    seed_values = smooth[dist2 <= SEED_PROBE_RADIUS_MM**2]
+    seed_hu = float(np.median(seed_values))
+    lo_rule, hi_rule = hu_window or (rules.hu_min, rules.hu_max)
+    if not lo_rule <= seed_hu <= hi_rule:
+        raise InvalidSeed(
+            f"the seed is on {_describe(seed_hu)} ({seed_hu:.0f} HU), not on a soft-tissue "
+            f"density lesion ({lo_rule:.0f} to {hi_rule:.0f} HU); move the seed into the lesion"
+        )
+    if hu_window is None:
+        half = max(MIN_HALF_WINDOW_HU, ADAPTIVE_SIGMAS * float(np.std(seed_values)))
+        lo, hi = max(lo_rule, seed_hu - half), min(hi_rule, seed_hu + half)
+    else:
+        lo, hi = lo_rule, hi_rule
+
+    in_sphere = dist2 <= radius**2
+    candidate = (smooth >= lo) & (smooth <= hi) & in_sphere & anatomy.body[box]
+    candidate &= ~anatomy.air[box]
+
+    ball = _ellipsoid(rules.opening_radius_mm, spacing)
+    opened = ndimage.binary_opening(candidate, structure=ball)
+    labels, _ = ndimage.label(opened)
+    lab = labels[local_seed]
+    if lab == 0:
+        # The seed sits in a structure thinner than the opening: take the nearest component.
+        labels_all, _ = ndimage.label(candidate)
+        lab_all = labels_all[local_seed]
+        if lab_all == 0:
+            raise LesionNotFound("no lesion could be grown from the seed")
+        region = labels_all == lab_all
+    else:
+        region = labels == lab
+    region = ndimage.binary_fill_holes(region)
+    voxel_ml = geo.voxel_volume_ml
+    if region.sum() * voxel_ml < rules.min_volume_ml:
+        raise LesionNotFound(
+            f"the region grown from the seed is smaller than {rules.min_volume_ml} mL: "
+            "no lesion found there"
+        )
+    shell = in_sphere & ~ndimage.binary_erosion(in_sphere)
+    touches = bool((region & shell).any())
+
+    found = np.argwhere(region)
+    a, b = found.min(axis=0), found.max(axis=0) + 1
+    cropped = region[a[0] : b[0], a[1] : b[1], a[2] : b[2]].copy()
+    offset = tuple(int(x) for x in np.asarray(lo_idx) + a)
+    return LesionMask(
+        mask=cropped,
+        offset_kji=(offset[0], offset[1], offset[2]),
+        seed_lps_mm=(float(seed_lps_mm[0]), float(seed_lps_mm[1]), float(seed_lps_mm[2])),
+        hu_window=(float(lo), float(hi)),
+        touches_search_limit=touches,
+    )

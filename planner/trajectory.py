@@ -1,0 +1,311 @@
+"""Stage: anatomy, lesion and patient position in; checked straight needle paths out.
+
+Input: :class:`~planner.volume.CTVolume`, :class:`~planner.anatomy.Anatomy`, the lesion mask,
+the target point (LPS mm), the patient position and :class:`~planner.rules.TrajectoryRules`.
+Output: :class:`TrajectoryResult`: the best path and distinct alternatives (each with entry and
+target in LPS mm, depth, needle length, angles, clearance per structure and score terms), the
+structures checked, and, when no path passes every check, no needle and the reason.
+
+Every candidate runs from a skin point on the side that faces up to the target. A path is
+rejected when any point of it (the target's own bone near the target excepted) comes closer to
+bone, lung/air or the spinal canal than the needle radius plus the clearance margin, when it
+leaves the body, when it is longer than the longest needle, or when it is too oblique to the
+skin or too steep craniocaudally.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from planner.anatomy import Anatomy
+from planner.lesion import LesionMask
+from planner.rules import NEEDLE_OUTER_DIAMETER_MM, TrajectoryRules
+from planner.volume import CTVolume
+
+Point = tuple[float, float, float]
+
+# Patient direction that faces up (away from the table) in LPS, per DICOM PatientPosition.
+UP_LPS: dict[str, tuple[float, float, float]] = {
+    "HFS": (0.0, -1.0, 0.0),
+    "FFS": (0.0, -1.0, 0.0),
+    "HFP": (0.0, 1.0, 0.0),
+    "FFP": (0.0, 1.0, 0.0),
+    "HFDL": (-1.0, 0.0, 0.0),  # lying on the left side: the right flank is up
+    "FFDL": (-1.0, 0.0, 0.0),
+    "HFDR": (1.0, 0.0, 0.0),
+    "FFDR": (1.0, 0.0, 0.0),
+}
+UP_SIDE_NAME = {
+    (0.0, -1.0, 0.0): "anterior",
+    (0.0, 1.0, 0.0): "posterior",
+    (-1.0, 0.0, 0.0): "right",
+    (1.0, 0.0, 0.0): "left",
+}
+FORBIDDEN = ("bone", "lung or air", "spinal canal")
+MAX_CANDIDATES = 6000
+SKIN_SKIP_MM = 1.5
+MIN_ALTERNATIVE_SEPARATION_MM = 15.0
+
+
+@dataclass(frozen=True)
+class ScoreTerms:
+    craniocaudal_deg: float
+    depth_mm: float
+    clearance_mm: float
+    skin_angle_deg: float
+    total: float
+
+
+@dataclass(frozen=True)
+class NeedlePath:
+    entry_lps_mm: Point
+    target_lps_mm: Point
+    depth_mm: float
+    needle_length_mm: float
+    in_plane_angle_deg: float
+    in_plane_tilt_toward: str
+    craniocaudal_angle_deg: float
+    craniocaudal_tilt_toward: str
+    entry_z_mm: float
+    entry_slice_index: int
+    lateral_offset_mm: float
+    skin_angle_deg: float
+    clearance_mm: dict[str, float]
+    score: ScoreTerms
+
+
+@dataclass(frozen=True)
+class TrajectoryResult:
+    needles: tuple[NeedlePath, ...]
+    alternatives: tuple[NeedlePath, ...]
+    up_side: str
+    structures_checked: tuple[str, ...]
+    candidates_evaluated: int
+    warnings: tuple[str, ...]
+
+
+def _direction_name(v: npt.NDArray[np.float64]) -> str:
+    axis = int(np.argmax(np.abs(v)))
+    names = (("patient right", "patient left"), ("anterior", "posterior"), ("feet", "head"))
+    return names[axis][int(v[axis] > 0)]
+
+
+def _choose_needle(depth_mm: float, rules: TrajectoryRules) -> float | None:
+    for length in sorted(rules.needle_lengths_mm):
+        if depth_mm + rules.needle_length_margin_mm <= length:
+            return length
+    return None
+
+
+def _roi(
+    volume: CTVolume, target_kji: npt.NDArray[np.float64], reach_mm: float
+) -> tuple[slice, ...]:
+    spacing = volume.geometry.spacing_kji_mm()
+    return tuple(
+        slice(max(0, int(t - reach_mm / s)), min(n, int(t + reach_mm / s) + 2))
+        for t, s, n in zip(target_kji, spacing, volume.geometry.shape, strict=True)
+    )
+
+
+def plan_trajectories(
+    volume: CTVolume,
+    anatomy: Anatomy,
+    lesion: LesionMask,
+    target_lps_mm: Point,
+    patient_position: str,
+    rules: TrajectoryRules,
+) -> TrajectoryResult:
+    """Search straight paths from up-facing skin to the target; best first."""
+    geo = volume.geometry
+    spacing = np.asarray(geo.spacing_kji_mm())
+    up = np.asarray(UP_LPS[patient_position])
+    up_side = UP_SIDE_NAME[tuple(float(v) for v in up)]  # type: ignore[index]
+    target = np.asarray(target_lps_mm, dtype=np.float64)
+    target_kji = geo.lps_to_kji(target)
+    longest = max(rules.needle_lengths_mm) - rules.needle_length_margin_mm
+    structures = ["body surface (entry on the up-facing skin, path inside the body)"]
+    structures += [s for s in FORBIDDEN if s != "spinal canal" or anatomy.canal.any()]
+    warnings: list[str] = []
+    if not anatomy.canal.any():
+        warnings.append("spinal canal not identified: the path was not checked against it")
+    warnings.append("large vessels are not segmented yet: check the path against vessels")
+
+    box = _roi(volume, target_kji, longest)
+    origin = np.asarray([s.start for s in box], dtype=np.float64)
+    body = anatomy.body[box]
+    lesion_full = lesion.full_mask(geo.shape)[box]
+    masks = {
+        "bone": anatomy.bone[box] & ~lesion_full,
+        "lung or air": anatomy.air[box],
+        "spinal canal": anatomy.canal[box],
+    }
+    distances = {
+        name: ndimage.distance_transform_edt(~m, sampling=spacing) if m.any() else None
+        for name, m in masks.items()
+    }
+
+    # Candidate entries: skin voxels whose outward normal faces up.
+    eroded = ndimage.binary_erosion(body, structure=np.ones((1, 3, 3), dtype=bool))
+    skin = np.argwhere(body & ~eroded)
+    smooth = ndimage.gaussian_filter(body.astype(np.float32), sigma=2.0 / spacing)
+    grads = np.stack(np.gradient(smooth, *spacing), axis=-1)
+    normals_kji = -grads[tuple(skin.T)]
+    direction_kji = geo.direction_matrix[:, ::-1]  # columns: unit LPS vectors of k, j, i
+    normals = normals_kji @ direction_kji.T
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
+    entries = geo.kji_to_lps(skin + origin)
+    to_target = target - entries
+    depth = np.linalg.norm(to_target, axis=1)
+    dirs = to_target / np.maximum(depth[:, None], 1e-9)
+    axial_normal = geo.slice_normal
+    cc = np.degrees(np.arcsin(np.clip(np.abs(dirs @ axial_normal), 0, 1)))
+    skin_angle = np.degrees(np.arccos(np.clip(-(dirs * normals).sum(axis=1), -1, 1)))
+    up_angle = np.degrees(np.arccos(np.clip(normals @ up, -1, 1)))
+    keep = (
+        (up_angle <= rules.max_entry_angle_from_up_deg)
+        & (depth <= longest)
+        & (cc <= rules.max_craniocaudal_angle_deg + 1e-6)
+        & (skin_angle <= rules.max_angle_to_skin_normal_deg)
+    )
+    if not np.any(up_angle <= rules.max_entry_angle_from_up_deg):
+        warnings.append(f"no skin found on the {up_side} (up-facing) side near the lesion")
+    idx = np.flatnonzero(keep)
+    if idx.size > MAX_CANDIDATES:
+        idx = idx[np.linspace(0, idx.size - 1, MAX_CANDIDATES).astype(int)]
+
+    needle_radius = NEEDLE_OUTER_DIAMETER_MM.get(rules.needle_gauge, 0.72) / 2.0
+    required = needle_radius + rules.clearance_margin_mm
+    step = 0.5 * float(spacing.min())
+    n_samples = int(math.ceil(longest / step)) + 1
+    t = np.linspace(0.0, 1.0, n_samples)
+    # Sample points along each path, in ROI index space.
+    pts = entries[idx, None, :] + t[None, :, None] * to_target[idx, None, :]
+    along_mm = t[None, :] * depth[idx, None]  # distance from the entry
+    from_target = depth[idx, None] - along_mm
+    pk = np.rint(geo.lps_to_kji(pts) - origin).astype(int)
+    for d in range(3):
+        np.clip(pk[..., d], 0, body.shape[d] - 1, out=pk[..., d])
+    lookup = (pk[..., 0], pk[..., 1], pk[..., 2])
+    active = along_mm >= SKIN_SKIP_MM
+    inside_lesion = lesion_full[lookup]
+    # Bone is allowed where the path reaches the target's own bone: from the point the path
+    # enters the lesion plus the periosteum allowance.
+    first_in = np.where(inside_lesion.any(axis=1), np.argmax(inside_lesion, axis=1), n_samples - 1)
+    enter_from_target = np.take_along_axis(from_target, first_in[:, None], axis=1)
+    bone_exempt = from_target <= enter_from_target + rules.target_bone_allowance_mm
+
+    rejected = {"leaves the body": np.zeros(idx.size, dtype=bool)}
+    rejected["leaves the body"] = ~np.all(body[lookup] | ~active | inside_lesion, axis=1)
+    clearance: dict[str, npt.NDArray[np.float64]] = {}
+    for name, dist in distances.items():
+        if dist is None:
+            clearance[name] = np.full(idx.size, np.inf)
+            rejected[f"crosses {name}"] = np.zeros(idx.size, dtype=bool)
+            continue
+        values = np.where(active, dist[lookup], np.inf)
+        if name == "bone":
+            values = np.where(bone_exempt, np.inf, values)
+        clearance[name] = values.min(axis=1)
+        rejected[f"crosses {name}"] = clearance[name] < required
+    ok = ~np.any(np.stack(list(rejected.values())), axis=0)
+
+    evaluated = int(idx.size)
+    if not ok.any():
+        counts = ", ".join(f"{int(v.sum())} {k}" for k, v in rejected.items() if v.any())
+        if evaluated == 0:
+            reason = (
+                f"no reachable skin entry: none on the {up_side} side within {longest:.0f} mm, "
+                f"{rules.max_craniocaudal_angle_deg:.0f}° craniocaudal and "
+                f"{rules.max_angle_to_skin_normal_deg:.0f}° to the skin"
+            )
+        else:
+            reason = (
+                f"no safe straight path within {longest:.0f} mm: of {evaluated} paths, {counts}"
+            )
+        return TrajectoryResult((), (), up_side, tuple(structures), evaluated, (*warnings, reason))
+
+    min_clear = np.minimum.reduce([np.minimum(c, 20.0) for c in clearance.values()])
+    sel = idx[ok]
+    scores = (
+        rules.weight_craniocaudal_per_deg * cc[sel]
+        + rules.weight_depth_per_mm * depth[sel]
+        - rules.weight_clearance_per_mm * min_clear[ok]
+        + rules.weight_skin_angle_per_deg * skin_angle[sel]
+    )
+    order = np.argsort(scores)
+    chosen: list[int] = []
+    for o in order:
+        e = entries[sel[o]]
+        if all(
+            np.linalg.norm(e - entries[sel[c]]) >= MIN_ALTERNATIVE_SEPARATION_MM for c in chosen
+        ):
+            chosen.append(int(o))
+        if len(chosen) > rules.alternatives:
+            break
+
+    body_full = anatomy.body
+    paths = []
+    for o in chosen:
+        s = int(sel[o])
+        entry, direction = entries[s], dirs[s]
+        flat = direction - (direction @ axial_normal) * axial_normal
+        vertical_down = geo.direction_matrix[:, 1]  # increasing row: away from the gantry top
+        in_plane = float(
+            np.degrees(
+                np.arctan2(np.linalg.norm(np.cross(flat, vertical_down)), flat @ vertical_down)
+            )
+        )
+        horizontal = flat - (flat @ vertical_down) * vertical_down
+        entry_kji = geo.lps_to_kji(entry)
+        k = int(np.clip(np.rint(entry_kji[0]), 0, geo.shape[0] - 1))
+        rows, cols = np.nonzero(body_full[k])
+        midline = geo.kji_to_lps(np.array([k, rows.mean(), cols.mean()]))
+        length = _choose_needle(float(depth[s]), rules)
+        paths.append(
+            NeedlePath(
+                entry_lps_mm=(float(entry[0]), float(entry[1]), float(entry[2])),
+                target_lps_mm=(float(target[0]), float(target[1]), float(target[2])),
+                depth_mm=float(depth[s]),
+                needle_length_mm=float(length) if length else float("nan"),
+                in_plane_angle_deg=in_plane,
+                in_plane_tilt_toward=_direction_name(horizontal) if in_plane > 0.5 else "none",
+                craniocaudal_angle_deg=float(cc[s]),
+                craniocaudal_tilt_toward=(
+                    _direction_name(direction @ axial_normal * axial_normal)
+                    if cc[s] > 0.5
+                    else "none"
+                ),
+                entry_z_mm=float(entry[2]),
+                entry_slice_index=k,
+                lateral_offset_mm=float(entry[0] - midline[0]),
+                skin_angle_deg=float(skin_angle[s]),
+                clearance_mm={
+                    name: float(c[ok][o]) for name, c in clearance.items() if np.isfinite(c[ok][o])
+                },
+                score=ScoreTerms(
+                    craniocaudal_deg=float(cc[s]),
+                    depth_mm=float(depth[s]),
+                    clearance_mm=float(min_clear[ok][o]),
+                    skin_angle_deg=float(skin_angle[s]),
+                    total=float(scores[o]),
+                ),
+            )
+        )
+    if paths[0].craniocaudal_angle_deg > 0.5:
+        warnings.append(
+            f"no in-plane (axial) path: the best path is tilted "
+            f"{paths[0].craniocaudal_angle_deg:.0f}° craniocaudally"
+        )
+    return TrajectoryResult(
+        needles=(paths[0],),
+        alternatives=tuple(paths[1:]),
+        up_side=up_side,
+        structures_checked=tuple(structures),
+        candidates_evaluated=evaluated,
+        warnings=tuple(warnings),
+    )
