@@ -24,7 +24,7 @@ BONE_HU = 180.0
 # Contact between the patient and the table or cushion narrower than this is cut.
 TABLE_CUT_RADIUS_MM = 3.0
 CANAL_AREA_MM2 = (40.0, 700.0)
-CANAL_HU = (-60.0, 110.0)
+CANAL_HU = (-30.0, 70.0)
 CANAL_MIDLINE_MM = 30.0
 VERTEBRA_RADIUS_MM = 45.0
 
@@ -85,7 +85,7 @@ def _find_canal(volume: CTVolume, bone: BoolArray, body: BoolArray) -> BoolArray
         areas = ndimage.sum_labels(holes, labels, index) * pixel_area
         means = ndimage.mean(volume.hu[k], labels, index)
         centroids = ndimage.center_of_mass(holes, labels, index)
-        best, best_posterior = 0, -np.inf
+        best, best_offset = 0, np.inf
         for lab, area, mean, (r, c) in zip(index, areas, means, centroids, strict=True):
             if not (CANAL_AREA_MM2[0] <= area <= CANAL_AREA_MM2[1]):
                 continue
@@ -95,8 +95,9 @@ def _find_canal(volume: CTVolume, bone: BoolArray, body: BoolArray) -> BoolArray
             # LPS: +x is patient left, +y posterior. The canal is posterior to the body centre.
             if abs(p[0] - centre[0]) > CANAL_MIDLINE_MM or p[1] <= centre[1]:
                 continue
-            if p[1] > best_posterior:
-                best, best_posterior = int(lab), float(p[1])
+            # The canal sits on the midline; foramina and lesions enclosed by bone sit aside.
+            if abs(p[0] - centre[0]) < best_offset:
+                best, best_offset = int(lab), float(abs(p[0] - centre[0]))
         if best:
             canal[k] = labels == best
     return canal

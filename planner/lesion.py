@@ -23,6 +23,9 @@ from planner.volume import CTVolume
 SEED_PROBE_RADIUS_MM = 2.0
 ADAPTIVE_SIGMAS = 2.5
 MIN_HALF_WINDOW_HU = 25.0
+NEAR_SEED_MM = 10.0
+OPENING_FRACTION = 0.35
+MAX_OPENING_MM = 6.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,48 @@ def _ellipsoid(radius_mm: float, spacing_kji: tuple[float, float, float]) -> npt
     grid = np.mgrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
     dist2 = sum((g * s) ** 2 for g, s in zip(grid, spacing_kji, strict=True))
     return np.asarray(dist2 <= radius_mm**2)
+
+
+def _open_around_seed(
+    candidate: npt.NDArray[np.bool_],
+    seed: tuple[int, ...],
+    spacing: tuple[float, float, float],
+    rules: SegmentationRules,
+) -> npt.NDArray[np.bool_] | None:
+    """Morphological opening of the candidate, scaled to the lesion, kept around the seed.
+
+    Neighbouring muscle often has the lesion's density; it joins the lesion through necks
+    narrower than the lesion itself. The opening radius is a fraction of the lesion's own
+    inscribed radius near the seed, so necks are cut while the lesion keeps its outline.
+    """
+    labels, _ = ndimage.label(candidate)
+    if labels[seed] == 0:
+        return None
+    component = labels == labels[seed]
+    inside_mm = ndimage.distance_transform_edt(component, sampling=spacing)
+    grid = np.ogrid[tuple(slice(0, n) for n in candidate.shape)]
+    near_seed = (
+        sum(((g - s) * sp) ** 2 for g, s, sp in zip(grid, seed, spacing, strict=True))
+        <= NEAR_SEED_MM**2
+    )
+    inscribed_mm = float(inside_mm[near_seed & component].max())
+    radius = float(
+        np.clip(OPENING_FRACTION * inscribed_mm, rules.opening_radius_mm, MAX_OPENING_MM)
+    )
+    core = inside_mm >= radius
+    if not core.any():
+        return component
+    core_labels, _ = ndimage.label(core)
+    if core_labels[seed]:
+        keep = core_labels == core_labels[seed]
+    else:
+        # The seed lies in the rim: take the core part nearest to it.
+        dist, (ck, cj, ci) = ndimage.distance_transform_edt(
+            ~core, sampling=spacing, return_indices=True
+        )
+        keep = core_labels == core_labels[ck[seed], cj[seed], ci[seed]]
+    reach = ndimage.distance_transform_edt(~keep, sampling=spacing)
+    return np.asarray(component & (reach <= radius + 0.5 * min(spacing)))
 
 
 def _describe(hu: float) -> str:
@@ -108,19 +153,12 @@ def segment_lesion(
     candidate = (smooth >= lo) & (smooth <= hi) & in_sphere & anatomy.body[box]
     candidate &= ~anatomy.air[box]
 
-    ball = _ellipsoid(rules.opening_radius_mm, spacing)
-    opened = ndimage.binary_opening(candidate, structure=ball)
-    labels, _ = ndimage.label(opened)
-    lab = labels[local_seed]
-    if lab == 0:
-        # The seed sits in a structure thinner than the opening: take the nearest component.
-        labels_all, _ = ndimage.label(candidate)
-        lab_all = labels_all[local_seed]
-        if lab_all == 0:
-            raise LesionNotFound("no lesion could be grown from the seed")
-        region = labels_all == lab_all
-    else:
-        region = labels == lab
+    region = _open_around_seed(candidate, local_seed, spacing, rules)
+    if region is None:
+        raise LesionNotFound(
+            "no lesion could be grown from the seed: the soft tissue there is "
+            f"outside the {lo:.0f} to {hi:.0f} HU window"
+        )
     region = ndimage.binary_fill_holes(region)
     voxel_ml = geo.voxel_volume_ml
     if region.sum() * voxel_ml < rules.min_volume_ml:

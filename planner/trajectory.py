@@ -249,12 +249,12 @@ def plan_trajectories(
             break
 
     body_full = anatomy.body
+    vertical_down = -up  # gravity's vertical for the planned position
     paths = []
     for o in chosen:
         s = int(sel[o])
         entry, direction = entries[s], dirs[s]
         flat = direction - (direction @ axial_normal) * axial_normal
-        vertical_down = geo.direction_matrix[:, 1]  # increasing row: away from the gantry top
         in_plane = float(
             np.degrees(
                 np.arctan2(np.linalg.norm(np.cross(flat, vertical_down)), flat @ vertical_down)
