@@ -7,16 +7,17 @@ Output: a :class:`~dicom_node.records.SeriesRecord`.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Hashable, Iterable, Sequence
+from typing import TypeVar
 
 from dicom_node.header import slice_spacing_mm
 from dicom_node.records import SeriesRecord, SeriesState
 
 T = TypeVar("T", bound=Hashable)
 
-Row = Mapping[str, Any]
+Row = sqlite3.Row
 
 
 def series_state(

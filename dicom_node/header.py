@@ -96,7 +96,8 @@ def read_header(ds: Dataset, transfer_syntax: str) -> InstanceHeader:
         rows=_int(ds, "Rows"),
         columns=_int(ds, "Columns"),
         pixel_spacing_mm=_pair(
-            _floats(ds, "PixelSpacing", 2) or _floats(shared.get("pixel_measures"), "PixelSpacing", 2)
+            _floats(ds, "PixelSpacing", 2)
+            or _floats(shared.get("pixel_measures"), "PixelSpacing", 2)
         ),
         image_position_mm=_triple(_floats(ds, "ImagePositionPatient", 3)),
         image_orientation=_sextuple(

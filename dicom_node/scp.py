@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -31,8 +32,9 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
 )
 from pynetdicom import AE, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
-from pynetdicom.server import ThreadedAssociationServer
+from pynetdicom.transport import ThreadedAssociationServer
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from dicom_node.errors import InvalidInstance, StorageError
@@ -88,8 +90,9 @@ def handle_store(event: Event, storage: Storage, on_instance: OnInstance | None)
         ds: Dataset = event.dataset
         ds.file_meta = event.file_meta
         encoded = event.encoded_dataset()
-        requested_uid = str(event.request.AffectedSOPInstanceUID)
-        requested_class = str(event.request.AffectedSOPClassUID)
+        request = cast(C_STORE, event.request)
+        requested_uid = str(request.AffectedSOPInstanceUID)
+        requested_class = str(request.AffectedSOPClassUID)
     except Exception as exc:
         LOG.error("C-STORE from %s: dataset not decodable (0xC210): %s", calling_ae, exc)
         return CANNOT_UNDERSTAND
@@ -159,7 +162,7 @@ def start_scp(
     ae.add_supported_context(Verification, list(TRANSFER_SYNTAXES))
     for sop_class in STORAGE_SOP_CLASSES:
         ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
-    handlers = [
+    handlers: list[Any] = [
         (evt.EVT_C_ECHO, handle_echo),
         (evt.EVT_C_STORE, handle_store, [storage, on_instance]),
         (evt.EVT_ACCEPTED, handle_association_event),
@@ -174,8 +177,9 @@ def start_scp(
             f"cannot listen for DICOM on {host}:{port} ({exc.strerror or exc}); is another "
             "DICOM node already using that port, or is the address not one of this machine's?",
         ) from exc
+    assert server is not None  # start_server returns the server when block=False
     LOG.info("DICOM node %s listening on %s:%d", ae_title, host, server.server_address[1])
-    return server  # type: ignore[no-any-return]
+    return server
 
 
 def _uids(ds: Dataset) -> tuple[str, str, str]:

@@ -233,6 +233,7 @@ def _store_all(
 
 
 def _prepare(obj: Dataset | str | os.PathLike[str]) -> _Item | SendResult:
+    source: Dataset | Path
     if isinstance(obj, Dataset):
         ds, source = obj, obj
         meta = getattr(obj, "file_meta", None)
@@ -290,7 +291,7 @@ def _association_failure(assoc: Association) -> tuple[str, bool]:
         hint = {
             3: f"; register this node's AE title {assoc.requestor.ae_title!r} on the PACS",
             7: f"; check the destination AE title {assoc.acceptor.ae_title!r}",
-        }.get(primitive.diagnostic if primitive.result_source == 1 else 0, "")
+        }.get(primitive.diagnostic or 0 if primitive.result_source == 1 else 0, "")
         reason = f"{peer} rejected the association ({primitive.result_str}: {primitive.reason_str})"
         return reason + hint, primitive.result == 0x01
     if primitive is not None and primitive.result == 0x00:

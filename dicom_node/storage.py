@@ -9,8 +9,8 @@ Layout under ``root``::
 Every file is written atomically (temp file in the same directory, fsync, rename) and indexed
 before the call returns, so an SCP that answers "success" after :meth:`Storage.store_instance`
 never acknowledges an object that a restart would lose. A :class:`Storage` is safe to share
-between the SCP's association threads and the HTTP server's threads: one connection, used
-under a lock; file writes happen outside the lock.
+between the SCP's association threads and the HTTP server's threads: one index connection,
+used under a lock (see :mod:`dicom_node._index`); file writes happen outside the lock.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import json
 import logging
 import re
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from io import BytesIO
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from dicom_node._files import write_bytes_atomic, write_dataset_atomic
-from dicom_node._schema import SCHEMA, SCHEMA_VERSION
+from dicom_node._index import Index
 from dicom_node._series import series_record
 from dicom_node.errors import (
     DerivedNotFound,
@@ -62,36 +61,18 @@ class Storage:
 
     def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root)
-        self.index_path = self.root / INDEX_NAME
         self._clock = clock
-        self._lock = threading.Lock()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.index_path, check_same_thread=False, isolation_level=None, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk before the SCP says "success" to the sender.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"the index {self.index_path} was written by a newer version of this "
-                    f"service (schema {version}, this one knows {SCHEMA_VERSION}); upgrade "
-                    "the service or point it at another storage folder"
-                )
-            self._db.executescript(SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise StorageError(
-                f"cannot open the storage index {self.index_path}: {exc}; check that the "
-                "folder exists, is writable by the service and the disk is not full"
+                f"cannot create the storage folder {self.root}: {exc.strerror or exc}"
             ) from exc
+        self._index = Index(self.root / INDEX_NAME)
+        self._tx = self._index.transaction
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._index.close()
 
     def __enter__(self) -> Storage:
         return self
@@ -246,7 +227,7 @@ class Storage:
 
     def load_series(self, series_uid: str) -> list[Dataset]:
         """Read every instance of a series completely (pixel data included)."""
-        datasets = []
+        datasets: list[Dataset] = []
         for path in self.series_paths(series_uid):
             try:
                 datasets.append(dcmread(path))
@@ -290,7 +271,9 @@ class Storage:
             query, args = query + " WHERE series_uid = ?", (series_uid,)
         with self._tx("list plans", write=False) as db:
             rows = db.execute(query + " ORDER BY saved_at, plan_id", args).fetchall()
-        return [PlanRecord(r["plan_id"], r["series_uid"], r["plan_json"], r["saved_at"]) for r in rows]
+        return [
+            PlanRecord(r["plan_id"], r["series_uid"], r["plan_json"], r["saved_at"]) for r in rows
+        ]
 
     def save_derived(self, plan_id: str, kind: str, dataset: Dataset) -> Path:
         """File a derived object of a saved plan; re-saving the same SOP Instance replaces it."""
@@ -350,14 +333,13 @@ class Storage:
         ]
 
     def derived_path(self, plan_id: str, kind: str, index: int = 0) -> Path:
-        """Path of the ``index``-th object of ``kind`` in the plan (negative counts from the end)."""
+        """Path of the ``index``-th object of ``kind`` in the plan; negative counts from the end."""
         records = [r for r in self.list_derived(plan_id) if r.kind == kind]
         try:
             return records[index].path
         except IndexError:
             raise DerivedNotFound(
-                f"plan {plan_id} has {len(records)} {kind.upper()} object(s), "
-                f"none at index {index}"
+                f"plan {plan_id} has {len(records)} {kind.upper()} object(s), none at index {index}"
             ) from None
 
     # ------------------------------------------------------------------------------ pushes
@@ -394,26 +376,6 @@ class Storage:
 
     # ---------------------------------------------------------------------------- helpers
 
-    @contextmanager
-    def _tx(self, what: str, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction under the lock; SQLite failures become :class:`StorageError`."""
-        with self._lock:
-            db = self._db
-            db.row_factory = sqlite3.Row
-            try:
-                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(
-                    f"the storage index {self.index_path} failed to {what}: {exc}; check free "
-                    f"disk space and permissions of {self.root}"
-                ) from exc
-
     def _require_plan(self, plan_id: str) -> None:
         with self._tx(f"read plan {plan_id}", write=False) as db:
             found = db.execute("SELECT 1 FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
@@ -436,7 +398,9 @@ def _transfer_syntax(ds: Dataset, encoded: bytes | None) -> str:
         try:
             ts = dcmread(BytesIO(encoded), stop_before_pixels=True).file_meta.TransferSyntaxUID
         except Exception as exc:
-            raise InvalidInstance(f"the file meta of the received object is unreadable: {exc}")
+            raise InvalidInstance(
+                f"the file meta of the received object is unreadable: {exc}"
+            ) from exc
     if not ts:
         raise InvalidInstance(
             "the dataset has no Transfer Syntax UID (0002,0010) in its file meta; set "

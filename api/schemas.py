@@ -1,0 +1,190 @@
+"""HTTP request and response models, separate from the planner's domain objects."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from planner.dosing import Site
+from planner.plan import Plan, TargetMode
+from planner.trajectory import NeedlePath
+from planner.volume import PATIENT_POSITIONS
+
+Vec3 = tuple[float, float, float]
+
+
+class PlanCreate(BaseModel):
+    """Seed the lesion in LPS mm, or by voxel (column, row, slice) of the position-sorted volume."""
+
+    seed_lps_mm: Vec3 | None = None
+    seed_voxel: tuple[int, int, int] | None = None
+    patient_position: Literal[PATIENT_POSITIONS] | None = Field(  # type: ignore[valid-type]
+        None, description="Overrides the series' PatientPosition (the table side)"
+    )
+    target_mode: TargetMode = TargetMode.INTRATUMORAL
+    site: Site | None = Field(None, description="Overrides the steroid's spine-proximity rule")
+    search_radius_mm: float | None = Field(None, gt=5, le=150)
+    hu_window: tuple[float, float] | None = Field(None, description="HU range of the lesion")
+
+    @model_validator(mode="after")
+    def _one_seed(self) -> PlanCreate:
+        if (self.seed_lps_mm is None) == (self.seed_voxel is None):
+            raise ValueError("give exactly one of seed_lps_mm or seed_voxel")
+        if self.seed_lps_mm is not None and not all(math.isfinite(v) for v in self.seed_lps_mm):
+            raise ValueError("seed_lps_mm must be finite numbers")
+        if self.hu_window is not None and self.hu_window[0] >= self.hu_window[1]:
+            raise ValueError("hu_window must be [low, high] with low < high")
+        return self
+
+
+class Geometry(BaseModel):
+    rows: int | None
+    columns: int | None
+    slices: int
+    pixel_spacing_mm: tuple[float, float] | None
+    slice_spacing_mm: float | None
+    patient_position: str | None
+
+
+class SeriesOut(BaseModel):
+    series_uid: str
+    study_uid: str
+    modality: str | None
+    state: Literal["receiving", "complete", "invalid"]
+    invalid_reason: str | None = None
+    instance_count: int
+    geometry: Geometry
+
+
+class LesionOut(BaseModel):
+    seed_lps_mm: Vec3
+    center_lps_mm: Vec3
+    length_mm: float
+    width_mm: float
+    length_endpoints_lps_mm: tuple[Vec3, Vec3]
+    width_endpoints_lps_mm: tuple[Vec3, Vec3]
+    length_uncertainty_mm: float
+    width_uncertainty_mm: float
+    caliper_volume_ml: float
+    voxel_volume_ml: float
+    hu_window: tuple[float, float]
+
+
+class DoseOut(BaseModel):
+    caliper_volume_ml: float
+    volume_interval_ml: tuple[float, float]
+    anaesthetic_ml: float
+    borderline: bool
+    alternative_anaesthetic_ml: list[float]
+    steroid: str
+    steroid_reason: str
+    near_spine: bool
+    spine_distance_mm: float | None
+    contrast_ml: float
+    needle_gauge: int
+    max_steroid_ampoules: int
+    suggested_needles: int
+
+
+class NeedleOut(BaseModel):
+    entry_lps_mm: Vec3
+    target_lps_mm: Vec3
+    depth_mm: float
+    needle_length_mm: float
+    in_plane_angle_deg: float
+    in_plane_tilt_toward: str
+    craniocaudal_angle_deg: float
+    craniocaudal_tilt_toward: str
+    entry_z_mm: float
+    entry_slice_index: int
+    lateral_offset_mm: float
+    skin_angle_deg: float
+    clearance_mm: dict[str, float]
+    score: dict[str, float]
+
+
+class OverlayOut(BaseModel):
+    index: int
+    title: str
+    sop_instance_uid: str
+    url: str
+
+
+class PlanOut(BaseModel):
+    plan_id: str
+    series_uid: str
+    study_uid: str
+    created_at: str
+    software_version: str
+    patient_position: str
+    up_side: str
+    inputs: dict[str, Any]
+    lesion: LesionOut
+    dose: DoseOut
+    target_lps_mm: Vec3
+    needles: list[NeedleOut]
+    alternatives: list[NeedleOut]
+    structures_checked: list[str]
+    candidates_evaluated: int
+    overlays: list[OverlayOut]
+    warnings: list[str]
+
+
+def _needle(n: NeedlePath) -> NeedleOut:
+    d = dataclasses.asdict(n)
+    return NeedleOut(**d)
+
+
+def plan_out(
+    plan: Plan,
+    *,
+    plan_id: str,
+    series_uid: str,
+    study_uid: str,
+    created_at: str,
+    overlays: list[OverlayOut],
+) -> PlanOut:
+    m, d, t = plan.measurement, plan.dose, plan.trajectory
+    return PlanOut(
+        plan_id=plan_id,
+        series_uid=series_uid,
+        study_uid=study_uid,
+        created_at=created_at,
+        software_version=plan.software_version,
+        patient_position=plan.patient_position,
+        up_side=t.up_side,
+        inputs={
+            "request": dataclasses.asdict(plan.request),
+            "rules": dataclasses.asdict(plan.rules),
+        },
+        lesion=LesionOut(
+            seed_lps_mm=plan.lesion.seed_lps_mm,
+            center_lps_mm=m.center_lps_mm,
+            length_mm=m.length_mm,
+            width_mm=m.width_mm,
+            length_endpoints_lps_mm=m.length_endpoints_lps_mm,
+            width_endpoints_lps_mm=m.width_endpoints_lps_mm,
+            length_uncertainty_mm=m.length_uncertainty_mm,
+            width_uncertainty_mm=m.width_uncertainty_mm,
+            caliper_volume_ml=d.caliper_volume_ml,
+            voxel_volume_ml=m.voxel_volume_ml,
+            hu_window=plan.lesion.hu_window,
+        ),
+        dose=DoseOut(
+            **{
+                **dataclasses.asdict(d),
+                "steroid": d.steroid.value,
+                "alternative_anaesthetic_ml": list(d.alternative_anaesthetic_ml),
+            }
+        ),
+        target_lps_mm=plan.target_lps_mm,
+        needles=[_needle(n) for n in t.needles],
+        alternatives=[_needle(n) for n in t.alternatives],
+        structures_checked=list(t.structures_checked),
+        candidates_evaluated=t.candidates_evaluated,
+        overlays=overlays,
+        warnings=list(plan.warnings),
+    )

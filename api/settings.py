@@ -1,0 +1,82 @@
+"""Service settings: environment variables with the CTPLAN_ prefix, built once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from planner.rules import (
+    DEFAULT_TIERS,
+    DoseTier,
+    DosingRules,
+    PlanningRules,
+    SegmentationRules,
+    TrajectoryRules,
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the README documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="CTPLAN_", env_file=".env", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Bind address of the DICOM and HTTP servers")
+    dicom_port: int = Field(11112, ge=1, le=65535, description="DICOM SCP port")
+    http_port: int = Field(8000, ge=1, le=65535, description="HTTP API port")
+    ae_title: str = Field("CTPLAN", min_length=1, max_length=16, description="SCP AE title")
+    storage_dir: Path = Field(Path("data"), description="Received series, plans, SQLite index")
+    stable_seconds: float = Field(
+        5.0, gt=0, description="Quiet time after the last instance before a series is complete"
+    )
+    log_level: str = Field("INFO", description="Python logging level")
+
+    # Clinical rules (CLINICAL.md); defaults are the documented ones.
+    dose_tier_upper_ml: tuple[float, float, float] = Field(
+        (10.0, 20.0, 50.0), description="Upper bounds of the first three anaesthetic tiers (mL)"
+    )
+    dose_tier_anaesthetic_ml: tuple[float, float, float, float] = Field(
+        (1.5, 5.0, 10.0, 15.0), description="Anaesthetic mixture per tier (mL)"
+    )
+    near_spine_mm: float = Field(30.0, ge=0, description="Lesion-to-spine distance for cortivazol")
+    needle_lengths_mm: tuple[float, ...] = Field(
+        (90.0, 150.0, 200.0), description="Available 22 G needle lengths (mm)"
+    )
+    clearance_margin_mm: float = Field(
+        3.0, ge=0, description="Clearance kept beyond the needle radius from forbidden structures"
+    )
+    max_craniocaudal_angle_deg: float = Field(
+        35.0, ge=0, le=80, description="Steepest craniocaudal needle tilt searched"
+    )
+    max_angle_to_skin_normal_deg: float = Field(
+        60.0, gt=0, le=89, description="Most oblique skin entry allowed"
+    )
+
+    @field_validator("dose_tier_upper_ml")
+    @classmethod
+    def _increasing(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if not v[0] < v[1] < v[2]:
+            raise ValueError("tier bounds must increase, e.g. 10,20,50")
+        return v
+
+    def planning_rules(self) -> PlanningRules:
+        tiers: tuple[DoseTier, ...] = tuple(
+            DoseTier(upper, default.upper_inclusive, ml)
+            for upper, ml, default in zip(
+                (*self.dose_tier_upper_ml, None),
+                self.dose_tier_anaesthetic_ml,
+                DEFAULT_TIERS,
+                strict=True,
+            )
+        )
+        return PlanningRules(
+            dosing=DosingRules(tiers=tiers, near_spine_mm=self.near_spine_mm),
+            segmentation=SegmentationRules(),
+            trajectory=TrajectoryRules(
+                needle_lengths_mm=tuple(sorted(self.needle_lengths_mm)),
+                clearance_margin_mm=self.clearance_margin_mm,
+                max_craniocaudal_angle_deg=self.max_craniocaudal_angle_deg,
+                max_angle_to_skin_normal_deg=self.max_angle_to_skin_normal_deg,
+            ),
+        )

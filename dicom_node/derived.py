@@ -1,0 +1,102 @@
+"""Derived DICOM objects built from a plan: the overlay Secondary Capture series.
+
+Input: the planning CT's datasets (position-sorted, as the volume's slices), the rendered
+:class:`~planner.overlay.OverlayView` list and the plan's identity.
+Output: pydicom Datasets (no I/O), built with highdicom, in a new series of the CT's study.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from planner.overlay import SAFETY_LINE, OverlayView
+
+OVERLAY_SERIES_NUMBER = 9901
+OVERLAY_SERIES_DESCRIPTION = "CTPLAN suggested needle plan - verify before use"
+MANUFACTURER = "ctplan"
+
+
+@dataclass(frozen=True)
+class PlanIdentity:
+    plan_id: str
+    software_version: str
+
+
+def plan_series_uid(plan_id: str, kind: str) -> str:
+    """Stable series UID for a plan's derived objects of one kind."""
+    return generate_uid(entropy_srcs=["ctplan", plan_id, kind])
+
+
+def _orientation_letter(vector: np.ndarray) -> str:
+    letters = (("R", "L"), ("A", "P"), ("F", "H"))
+    order = np.argsort(-np.abs(vector))
+    return "".join(letters[a][int(vector[a] > 0)] for a in order if abs(vector[a]) > 0.25)
+
+
+def _sc_from(
+    ref: Dataset, view: OverlayView, series_uid: str, identity: PlanIdentity, number: int
+) -> Dataset:
+    iop = np.asarray([float(v) for v in ref.ImageOrientationPatient])
+    return hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=ref,
+        pixel_array=view.rgb,
+        photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
+        bits_allocated=8,
+        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+        series_instance_uid=series_uid,
+        series_number=OVERLAY_SERIES_NUMBER,
+        sop_instance_uid=generate_uid(entropy_srcs=["ctplan", identity.plan_id, "sc", str(number)]),
+        instance_number=number,
+        manufacturer=MANUFACTURER,
+        patient_orientation=(_orientation_letter(iop[:3]), _orientation_letter(iop[3:])),
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+    )
+
+
+def build_overlay_sc(
+    source_slices: Sequence[Dataset],
+    views: Sequence[OverlayView],
+    identity: PlanIdentity,
+) -> list[Dataset]:
+    """One SC image per view; ``source_slices`` are in volume order (view.slice_index)."""
+    series_uid = plan_series_uid(identity.plan_id, "sc")
+    out = []
+    for number, view in enumerate(views, start=1):
+        ref = source_slices[view.slice_index]
+        with warnings.catch_warnings():
+            # The person-name check complains about the CT's own patient name; not ours to fix.
+            warnings.filterwarnings("ignore", message=".*person name.*", category=UserWarning)
+            sc = _sc_from(ref, view, series_uid, identity, number)
+
+        # highdicom writes ConversionType DI and no source references: this image is a
+        # workstation rendering derived from the CT slice below.
+        sc.ConversionType = "WSD"
+        sc.ImageType = ["DERIVED", "SECONDARY"]
+        sc.BurnedInAnnotation = "YES"
+        # Type 2C in General Series: present, empty unless the CT carries it.
+        sc.Laterality = ref.get("Laterality", "")
+        sc.SeriesDescription = OVERLAY_SERIES_DESCRIPTION
+        sc.DerivationDescription = f"{SAFETY_LINE}: {view.title}"
+        sc.ImageComments = SAFETY_LINE
+        sc.SoftwareVersions = identity.software_version
+        source = Dataset()
+        source.ReferencedSOPClassUID = ref.SOPClassUID
+        source.ReferencedSOPInstanceUID = ref.SOPInstanceUID
+        sc.SourceImageSequence = DicomSequence([source])
+        instance = Dataset()
+        instance.ReferencedSOPClassUID = ref.SOPClassUID
+        instance.ReferencedSOPInstanceUID = ref.SOPInstanceUID
+        series = Dataset()
+        series.SeriesInstanceUID = ref.SeriesInstanceUID
+        series.ReferencedInstanceSequence = DicomSequence([instance])
+        sc.ReferencedSeriesSequence = DicomSequence([series])
+        out.append(sc)
+    return out
