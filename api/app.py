@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from api.routes import health, plans, series
 from api.service import PlanningService, SeriesNotComplete
 from api.settings import Settings
-from dicom_node.errors import PlanNotFound, SeriesNotFound
+from dicom_node.errors import NotFound
 from planner.errors import PlanningError
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,8 @@ def create_app(settings: Settings, service: PlanningService) -> FastAPI:
     app.include_router(series.router)
     app.include_router(plans.router)
 
-    @app.exception_handler(SeriesNotFound)
-    async def _series_not_found(_: Request, exc: SeriesNotFound) -> JSONResponse:
-        return _error(404, exc)
-
-    @app.exception_handler(PlanNotFound)
-    async def _plan_not_found(_: Request, exc: PlanNotFound) -> JSONResponse:
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return _error(404, exc)
 
     @app.exception_handler(SeriesNotComplete)

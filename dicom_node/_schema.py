@@ -2,6 +2,8 @@
 
 Paths are stored relative to the storage root so the folder can be moved as a whole.
 Column names avoid SQL keywords (``ROWS`` is one), hence ``image_rows``/``image_columns``.
+``derived`` and ``pushes`` rows are keyed by plan id without a foreign key: a plan's derived
+objects are saved before its JSON, which lists their UIDs.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ CREATE INDEX IF NOT EXISTS plans_by_series ON plans (series_uid);
 
 CREATE TABLE IF NOT EXISTS derived (
     sop_instance_uid TEXT PRIMARY KEY,
-    plan_id TEXT NOT NULL REFERENCES plans (plan_id),
+    plan_id TEXT NOT NULL,
     ordinal INTEGER NOT NULL,
     kind TEXT NOT NULL,
     sop_class_uid TEXT NOT NULL,
@@ -64,7 +66,7 @@ CREATE TABLE IF NOT EXISTS derived (
 
 CREATE TABLE IF NOT EXISTS pushes (
     push_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    plan_id TEXT NOT NULL REFERENCES plans (plan_id),
+    plan_id TEXT NOT NULL,
     sop_instance_uid TEXT NOT NULL,
     destination TEXT NOT NULL,
     status TEXT NOT NULL,

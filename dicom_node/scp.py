@@ -34,8 +34,8 @@ from pydicom.uid import (
 from pynetdicom import AE, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
-from pynetdicom.transport import ThreadedAssociationServer
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_node.errors import InvalidInstance, StorageError
 from dicom_node.storage import Storage

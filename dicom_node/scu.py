@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydicom import dcmread
@@ -140,22 +140,26 @@ def send_datasets(
         results.append(item_or_failure if isinstance(item_or_failure, SendResult) else None)
         if isinstance(item_or_failure, _Item):
             items[index] = item_or_failure
-    total = len(results)
+    total, done = len(results), 0
 
     def settle(index: int, result: SendResult) -> None:
+        nonlocal done
         results[index] = result
         items.pop(index, None)
+        done += 1
         if progress is not None:
-            progress(sum(r is not None for r in results), total)
+            progress(done, total)
 
     for index, result in enumerate(results):
         if result is not None:
             settle(index, result)
 
     last_failure: dict[int, SendResult] = {}
+    attempts = 0
     for attempt in range(retries + 1):
         if not items:
             break
+        attempts += 1
         if attempt:
             time.sleep(backoff_s * 2 ** (attempt - 1))
         ae = _make_ae(ae_title, timeout_s)
@@ -185,7 +189,12 @@ def send_datasets(
             item.sop_instance_uid, None, False,
             f"not sent to {target}: the association failed before this object's turn",
         )  # fmt: skip
-        settle(index, last_failure.get(index, never_tried))
+        failure = last_failure.get(index, never_tried)
+        if attempts > 1:
+            failure = replace(
+                failure, detail=f"{failure.detail} (gave up after {attempts} attempts)"
+            )
+        settle(index, failure)
     return [r for r in results if r is not None]
 
 

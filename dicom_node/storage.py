@@ -117,9 +117,11 @@ class Storage:
                 f"instance {header.sop_instance_uid} could not be encoded as a DICOM file: {exc}"
             ) from exc
         old_path = self._index_instance(header, path)
-        if old_path is not None and old_path != path:
-            with suppress(OSError):
-                old_path.unlink()
+        if old_path is not None:
+            LOG.info("instance %s received again; replaced", header.sop_instance_uid)
+            if old_path != path:
+                with suppress(OSError):
+                    old_path.unlink()
         return path
 
     def _index_instance(self, h: InstanceHeader, path: Path) -> Path | None:
@@ -250,7 +252,9 @@ class Storage:
         with self._tx(f"save plan {plan_id}") as db:
             if db.execute("SELECT 1 FROM series WHERE series_uid = ?", (series_uid,)).fetchone():
                 db.execute(
-                    "INSERT OR REPLACE INTO plans VALUES (?, ?, ?, ?)",
+                    "INSERT INTO plans VALUES (?, ?, ?, ?) ON CONFLICT (plan_id) DO UPDATE SET "
+                    "series_uid = excluded.series_uid, plan_json = excluded.plan_json, "
+                    "saved_at = excluded.saved_at",
                     (plan_id, series_uid, plan_json, self._clock()),
                 )
                 return
@@ -276,13 +280,15 @@ class Storage:
         ]
 
     def save_derived(self, plan_id: str, kind: str, dataset: Dataset) -> Path:
-        """File a derived object of a saved plan; re-saving the same SOP Instance replaces it."""
+        """File a derived object of a plan; re-saving the same SOP Instance replaces it.
+
+        The plan need not be saved yet: its JSON usually lists the derived objects' UIDs.
+        """
         _check_plan_id(plan_id)
         if not _KIND_RE.match(kind):
             raise ValueError(f"derived kind {kind!r} must be a short lowercase word, e.g. 'sc'")
         sop_uid = require_uid(str(dataset.get("SOPInstanceUID", "")), "SOP Instance UID")
         sop_class = require_uid(str(dataset.get("SOPClassUID", "")), "SOP Class UID")
-        self._require_plan(plan_id)
         path = self.root / DERIVED_DIR / plan_id / f"{kind}-{sop_uid}.dcm"
         try:
             write_dataset_atomic(path, dataset)
@@ -313,8 +319,7 @@ class Storage:
         return path
 
     def list_derived(self, plan_id: str) -> list[DerivedRecord]:
-        """Derived objects of a plan in the order they were first saved."""
-        self._require_plan(plan_id)
+        """Derived objects of a plan in the order they were first saved (empty if none)."""
         with self._tx(f"list derived objects of plan {plan_id}", write=False) as db:
             rows = db.execute(
                 "SELECT * FROM derived WHERE plan_id = ? ORDER BY ordinal", (plan_id,)
@@ -347,7 +352,6 @@ class Storage:
     def record_push(
         self, plan_id: str, sop_instance_uid: str, destination: str, status: str, detail: str
     ) -> None:
-        self._require_plan(plan_id)
         with self._tx(f"record push of {sop_instance_uid}") as db:
             db.execute(
                 "INSERT INTO pushes (plan_id, sop_instance_uid, destination, status, detail, "
@@ -356,8 +360,7 @@ class Storage:
             )
 
     def list_pushes(self, plan_id: str) -> list[PushRecord]:
-        """Push outcomes of a plan, oldest first."""
-        self._require_plan(plan_id)
+        """Push outcomes of a plan, oldest first (empty if none)."""
         with self._tx(f"list pushes of plan {plan_id}", write=False) as db:
             rows = db.execute(
                 "SELECT * FROM pushes WHERE plan_id = ? ORDER BY push_id", (plan_id,)
@@ -375,12 +378,6 @@ class Storage:
         ]
 
     # ---------------------------------------------------------------------------- helpers
-
-    def _require_plan(self, plan_id: str) -> None:
-        with self._tx(f"read plan {plan_id}", write=False) as db:
-            found = db.execute("SELECT 1 FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
-        if found is None:
-            raise PlanNotFound(f"no plan with id {plan_id!r}")
 
     def _relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()

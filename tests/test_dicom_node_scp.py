@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -140,11 +143,16 @@ def test_resend_does_not_double_count_and_state_settles(node: Node, tmp_path: Pa
     assert node.storage.get_series(uid, 0.5).state == "complete"
 
 
-@pytest.mark.parametrize(
-    "ts",
-    [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian],
-)  # fmt: skip
-def test_uncompressed_transfer_syntaxes_are_stored_as_received(node: Node, ts: str) -> None:
+UNCOMPRESSED = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    DeflatedExplicitVRLittleEndian,
+]
+
+
+@pytest.mark.parametrize("ts", UNCOMPRESSED)
+def test_uncompressed_transfer_syntaxes_are_stored_as_received(node: Node, ts: UID) -> None:
     ds = make_ct_series(1)[0]
     pixels = ds.pixel_array
     if ts == ExplicitVRBigEndian:  # pynetdicom cannot convert endianness; pydicom won't swap
@@ -216,3 +224,20 @@ def test_calling_ae_allow_list(tmp_path: Path) -> None:
             assert assoc.is_established is expected
             if assoc.is_established:
                 assoc.release()
+
+
+def test_require_tool_skips_locally_and_fails_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not found"):
+        require_tool("no-such-dicom-tool")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        require_tool("no-such-dicom-tool")
+
+
+def test_require_tool_ignores_pynetdicom_apps_in_the_venv(monkeypatch: pytest.MonkeyPatch) -> None:
+    venv_bin = Path(sys.prefix) / "bin"
+    monkeypatch.setenv("PATH", f"{venv_bin}{os.pathsep}{os.environ['PATH']}")
+    storescu = require_tool("storescu")
+    version = run_tool(storescu, "--version")
+    assert "dcmtk" in version.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -12,7 +13,12 @@ import pydicom.config
 import pytest
 from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import (
+    EnhancedCTImageStorage,
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 from tools import make_ct_series
 
 from dicom_node.errors import (
@@ -47,7 +53,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def storage(tmp_path: Path, clock: FakeClock) -> Storage:
+def storage(tmp_path: Path, clock: FakeClock) -> Iterator[Storage]:
     with Storage(tmp_path / "store", clock=clock) as s:
         yield s
 
@@ -307,6 +313,7 @@ def test_derived_round_trip(storage: Storage, planned: str) -> None:
     storage.save_derived("plan-1", "sr", sr)
     p2 = storage.save_derived("plan-1", "sc", sc2)
     storage.save_derived("plan-1", "sc", sc1)  # re-saved: keeps its place
+    storage.save_plan("plan-1", planned, '{"revised": true}')  # keeps its derived objects
 
     records = storage.list_derived("plan-1")
     assert [(r.ordinal, r.kind, r.sop_instance_uid) for r in records] == [
@@ -325,14 +332,22 @@ def test_derived_round_trip(storage: Storage, planned: str) -> None:
 
 
 def test_derived_errors(storage: Storage, planned: str) -> None:
-    with pytest.raises(PlanNotFound):
-        storage.save_derived("no-plan", "sc", secondary_capture())
     with pytest.raises(ValueError, match="kind"):
         storage.save_derived("plan-1", "../x", secondary_capture())
+    with pytest.raises(ValueError, match="plan id"):
+        storage.save_derived("../plan", "sc", secondary_capture())
     with pytest.raises(DerivedNotFound, match="0 SEG"):
         storage.derived_path("plan-1", "seg")
-    with pytest.raises(PlanNotFound):
-        storage.list_derived("no-plan")
+    with pytest.raises(DerivedNotFound):
+        storage.derived_path("no-plan", "sc")
+    assert storage.list_derived("no-plan") == []
+
+
+def test_derived_objects_may_be_saved_before_their_plan(storage: Storage, planned: str) -> None:
+    sc = secondary_capture()
+    path = storage.save_derived("plan-2", "sc", sc)  # the plan JSON will list sc's UID
+    storage.save_plan("plan-2", planned, json.dumps({"overlays": [sc.SOPInstanceUID]}))
+    assert storage.derived_path("plan-2", "sc") == path
 
 
 def test_push_round_trip(storage: Storage, planned: str, clock: FakeClock) -> None:
@@ -345,5 +360,24 @@ def test_push_round_trip(storage: Storage, planned: str, clock: FakeClock) -> No
     assert [(p.status, p.detail) for p in pushes] == [("failed", "no answer"), ("ok", "stored")]
     assert pushes[1].pushed_at - pushes[0].pushed_at == pytest.approx(1.0)
     assert pushes[0].destination == "PACS@10.0.0.5:104"
-    with pytest.raises(PlanNotFound):
-        storage.record_push("no-plan", "1.2", "A@h:1", "ok", "")
+    assert storage.list_pushes("other-plan") == []
+
+
+def test_enhanced_ct_geometry_comes_from_shared_functional_groups(storage: Storage) -> None:
+    ds = make_ct_series(1)[0]
+    for keyword in ("PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient"):
+        delattr(ds, keyword)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = EnhancedCTImageStorage
+    measures, orientation, shared = Dataset(), Dataset(), Dataset()
+    measures.PixelSpacing = [0.6, 0.7]
+    measures.SliceThickness = 1.25
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    shared.PixelMeasuresSequence = [measures]
+    shared.PlaneOrientationSequence = [orientation]
+    ds.SharedFunctionalGroupsSequence = [shared]
+
+    storage.store_instance(ds, encoded(ds))
+
+    record = storage.get_series(ds.SeriesInstanceUID, 0.5)
+    assert record.pixel_spacing_mm == (0.6, 0.7)
+    assert record.slice_spacing_mm is None
