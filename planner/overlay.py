@@ -100,7 +100,9 @@ def _wrap(text: str, width_chars: int) -> list[str]:
     return out
 
 
-def _to_pixel(volume: CTVolume, lps: tuple[float, float, float], scale: float) -> tuple[float, float]:
+def _to_pixel(
+    volume: CTVolume, lps: tuple[float, float, float], scale: float
+) -> tuple[float, float]:
     k, j, i = volume.geometry.lps_to_kji(lps)
     return ((i + 0.5) * scale, (j + 0.5) * scale)
 

@@ -8,8 +8,17 @@ RULES = DosingRules()
 
 @pytest.mark.parametrize(
     ("volume_ml", "anaesthetic_ml"),
-    [(0.1, 1.5), (9.99, 1.5), (10.0, 5.0), (15.0, 5.0), (20.0, 5.0), (20.01, 10.0),
-     (50.0, 10.0), (50.01, 15.0), (400.0, 15.0)],
+    [
+        (0.1, 1.5),
+        (9.99, 1.5),
+        (10.0, 5.0),
+        (15.0, 5.0),
+        (20.0, 5.0),
+        (20.01, 10.0),
+        (50.0, 10.0),
+        (50.01, 15.0),
+        (400.0, 15.0),
+    ],
 )
 def test_tiers_follow_clinical_table_with_inclusive_boundaries(volume_ml, anaesthetic_ml):
     assert tier_for(volume_ml, DEFAULT_TIERS).anaesthetic_ml == anaesthetic_ml
@@ -54,6 +63,8 @@ def test_configurable_near_spine_limit():
     )
 
 
-@pytest.mark.parametrize(("length_mm", "needles"), [(20, 1), (50, 1), (51, 2), (80, 2), (81, 3), (500, 4)])
+@pytest.mark.parametrize(
+    ("length_mm", "needles"), [(20, 1), (50, 1), (51, 2), (80, 2), (81, 3), (500, 4)]
+)
 def test_needle_count_heuristic_is_bounded(length_mm, needles):
     assert suggested_needles(length_mm, RULES) == needles
