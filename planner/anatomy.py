@@ -1,9 +1,11 @@
-"""Stage: HU volume in, anatomy masks out.
+"""Stage: HU volume in, anatomy masks, skin and distance maps out.
 
 Input: :class:`~planner.volume.CTVolume`.
-Output: :class:`Anatomy` with boolean masks on the volume grid ([slice, row, column]): body
-(patient only: the CT table and anything outside the patient removed, internal air filled),
-bone, lung and air inside the body, spinal canal and vertebral column (where found).
+Output: :class:`Anatomy` on the volume grid ([slice, row, column]): body (patient only: the CT
+table and anything outside the patient removed, internal air filled), bone, lung and air
+inside the body, spinal canal and vertebral column (where found); the skin voxels with their
+outward normals (LPS); and, per forbidden structure, the distance map (mm) used to check
+needle clearance. Computed once per series; each plan reuses it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import SimpleITK as sitk
 from scipy import ndimage
 
 from planner.volume import CTVolume
 
 BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float32]
 
 BODY_HU = -400.0
 AIR_HU = -400.0
@@ -27,6 +31,15 @@ CANAL_AREA_MM2 = (40.0, 700.0)
 CANAL_HU = (-30.0, 70.0)
 CANAL_MIDLINE_MM = 30.0
 VERTEBRA_RADIUS_MM = 45.0
+SKIN_NORMAL_RADIUS_MM = 4.0
+# Distances above this are stored as this: beyond it clearance no longer changes a plan.
+DISTANCE_CAP_MM = 40.0
+# In-plane operations use a slice spacing this large, so nothing reaches across slices.
+_IN_PLANE_Z_MM = 1.0e5
+_IN_PLANE = np.array(
+    [[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0]] * 3],
+    dtype=bool,
+)
 
 
 @dataclass(frozen=True)
@@ -36,84 +49,121 @@ class Anatomy:
     air: BoolArray
     canal: BoolArray
     spine: BoolArray
+    skin_kji: npt.NDArray[np.int32]
+    skin_normals_lps: npt.NDArray[np.float32]
+    distance_mm: dict[str, FloatArray]
     structures_found: tuple[str, ...]
     warnings: tuple[str, ...]
 
 
-def _disc(radius_mm: float, spacing_row_mm: float, spacing_col_mm: float) -> BoolArray:
-    ry = max(1, int(round(radius_mm / spacing_row_mm)))
-    rx = max(1, int(round(radius_mm / spacing_col_mm)))
-    yy, xx = np.mgrid[-ry : ry + 1, -rx : rx + 1]
-    disc = (yy * spacing_row_mm) ** 2 + (xx * spacing_col_mm) ** 2 <= radius_mm**2
-    return disc[None, :, :]
+def distance_map_mm(
+    mask: BoolArray, spacing_kji: tuple[float, float, float], in_plane: bool = False
+) -> FloatArray:
+    """Euclidean distance (mm) from every voxel to the nearest voxel of ``mask``, capped."""
+    if not mask.any():
+        return np.full(mask.shape, DISTANCE_CAP_MM, dtype=np.float32)
+    image = sitk.GetImageFromArray(mask.view(np.uint8))
+    sz, sy, sx = spacing_kji
+    image.SetSpacing((sx, sy, _IN_PLANE_Z_MM if in_plane else sz))
+    dist = sitk.SignedMaurerDistanceMap(
+        image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
+    )
+    out = sitk.GetArrayFromImage(dist).astype(np.float32, copy=False)
+    np.clip(out, 0.0, DISTANCE_CAP_MM, out=out)
+    return out
+
+
+def _largest_component(mask: BoolArray) -> BoolArray:
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return np.asarray(labels == int(np.argmax(sizes)))
+
+
+def _enclosed_in_plane(mask: BoolArray) -> tuple[npt.NDArray[np.int32], int]:
+    """Per-slice holes of ``mask``: components of its complement not touching the slice edge."""
+    labels, n = ndimage.label(~mask, structure=_IN_PLANE)
+    edge = np.zeros(n + 1, dtype=bool)
+    for border in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
+        edge[np.unique(border)] = True
+    edge[0] = True
+    labels[edge[labels]] = 0
+    return labels, n
 
 
 def body_mask(volume: CTVolume) -> BoolArray:
-    """The patient: the largest 3-D component above air density, table cut off, holes filled."""
-    _, sy, sx = volume.geometry.spacing_kji_mm()
+    """The patient: the largest component above air density, table cut off, holes filled."""
+    spacing = volume.geometry.spacing_kji_mm()
     dense = volume.hu > BODY_HU
-    opened = ndimage.binary_opening(dense, structure=_disc(TABLE_CUT_RADIUS_MM, sy, sx))
-    labels, n = ndimage.label(opened)
-    if n == 0:
-        return np.zeros_like(dense)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    body = labels == int(np.argmax(sizes))
-    # Give back the skin surface the opening shaved off, but not the table it cut away.
-    body = ndimage.binary_dilation(body, structure=_disc(TABLE_CUT_RADIUS_MM, sy, sx)) & dense
-    for k in range(body.shape[0]):
-        body[k] = ndimage.binary_fill_holes(body[k])
-    return body
+    # In-plane opening by TABLE_CUT_RADIUS_MM cuts thin contacts with the table.
+    core = distance_map_mm(~dense, spacing, in_plane=True) > TABLE_CUT_RADIUS_MM
+    core = _largest_component(core)
+    body = dense & (distance_map_mm(core, spacing, in_plane=True) <= TABLE_CUT_RADIUS_MM + 0.5)
+    holes, _ = _enclosed_in_plane(body)
+    return np.asarray(body | (holes > 0))
 
 
 def _find_canal(volume: CTVolume, bone: BoolArray, body: BoolArray) -> BoolArray:
     """Spinal canal: per slice, a soft-tissue hole enclosed by bone, posterior, near the midline."""
     geo = volume.geometry
     _, sy, sx = geo.spacing_kji_mm()
-    pixel_area = sy * sx
+    holes, n = _enclosed_in_plane(bone)
     canal = np.zeros_like(bone)
-    for k in range(bone.shape[0]):
-        if not body[k].any():
+    if n == 0 or not holes.any():
+        return canal
+    ids = np.arange(n + 1)
+    flat = holes.ravel()
+    count = np.bincount(flat, minlength=n + 1).astype(np.float64)
+    count[0] = 0
+    present = ids[count > 0]
+    coords = np.nonzero(holes)
+    lab = holes[coords]
+    hu_sum = np.bincount(lab, weights=volume.hu[coords], minlength=n + 1)
+    centroid = np.stack(
+        [np.bincount(lab, weights=c, minlength=n + 1) for c in coords], axis=1
+    ) / np.maximum(count[:, None], 1)
+    body_k = np.nonzero(body)
+    body_count = np.bincount(body_k[0], minlength=bone.shape[0]).astype(np.float64)
+    body_centre = np.stack(
+        [np.bincount(body_k[0], weights=c, minlength=bone.shape[0]) for c in body_k], axis=1
+    ) / np.maximum(body_count[:, None], 1)
+
+    best: dict[int, tuple[float, int]] = {}
+    for h in present:
+        area = count[h] * sy * sx
+        mean = hu_sum[h] / count[h]
+        if not CANAL_AREA_MM2[0] <= area <= CANAL_AREA_MM2[1]:
             continue
-        body_rows, body_cols = np.nonzero(body[k])
-        centre = geo.kji_to_lps(np.array([k, body_rows.mean(), body_cols.mean()]))
-        holes = ndimage.binary_fill_holes(bone[k]) & ~bone[k]
-        labels, n = ndimage.label(holes)
-        if n == 0:
+        if not CANAL_HU[0] <= mean <= CANAL_HU[1]:
             continue
-        index = np.arange(1, n + 1)
-        areas = ndimage.sum_labels(holes, labels, index) * pixel_area
-        means = ndimage.mean(volume.hu[k], labels, index)
-        centroids = ndimage.center_of_mass(holes, labels, index)
-        best, best_offset = 0, np.inf
-        for lab, area, mean, (r, c) in zip(index, areas, means, centroids, strict=True):
-            if not (CANAL_AREA_MM2[0] <= area <= CANAL_AREA_MM2[1]):
-                continue
-            if not (CANAL_HU[0] <= mean <= CANAL_HU[1]):
-                continue
-            p = geo.kji_to_lps(np.array([k, r, c]))
-            # LPS: +x is patient left, +y posterior. The canal is posterior to the body centre.
-            if abs(p[0] - centre[0]) > CANAL_MIDLINE_MM or p[1] <= centre[1]:
-                continue
-            # The canal sits on the midline; foramina and lesions enclosed by bone sit aside.
-            if abs(p[0] - centre[0]) < best_offset:
-                best, best_offset = int(lab), float(abs(p[0] - centre[0]))
-        if best:
-            canal[k] = labels == best
-    return canal
+        k = int(round(centroid[h][0]))
+        p = geo.kji_to_lps(centroid[h])
+        c = geo.kji_to_lps(body_centre[k])
+        offset = abs(p[0] - c[0])
+        # LPS: +x patient left, +y posterior. The canal is on the midline, behind the centre.
+        if offset > CANAL_MIDLINE_MM or p[1] <= c[1]:
+            continue
+        if k not in best or offset < best[k][0]:
+            best[k] = (offset, int(h))
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[[h for _, h in best.values()]] = True
+    canal = keep[holes]
+    return np.asarray(canal)
 
 
 def _spine_from_canal(volume: CTVolume, bone: BoolArray, canal: BoolArray) -> BoolArray:
     """Vertebral column: bone within VERTEBRA_RADIUS_MM in-plane of the canal centre."""
     geo = volume.geometry
-    _, sy, sx = geo.spacing_kji_mm()
+    sz, sy, sx = geo.spacing_kji_mm()
     found = np.flatnonzero(canal.any(axis=(1, 2)))
     spine = np.zeros_like(bone)
     if found.size == 0:
         return spine
-    rows, cols = np.mgrid[0 : bone.shape[1], 0 : bone.shape[2]]
-    centres = {int(k): ndimage.center_of_mass(canal[k]) for k in found}
-    max_gap = max(1, int(round(20.0 / geo.spacing_kji_mm()[0])))
+    rows, cols = np.ogrid[0 : bone.shape[1], 0 : bone.shape[2]]
+    centres = {int(k): np.argwhere(canal[k]).mean(axis=0) for k in found}
+    max_gap = max(1, int(round(20.0 / sz)))
     for k in range(bone.shape[0]):
         nearest = int(found[np.argmin(np.abs(found - k))])
         if abs(nearest - k) > max_gap:
@@ -124,17 +174,73 @@ def _spine_from_canal(volume: CTVolume, bone: BoolArray, canal: BoolArray) -> Bo
     return spine
 
 
+def skin_with_normals(
+    volume: CTVolume, body: BoolArray
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+    """Body surface voxels (k, j, i) and their outward unit normals in LPS.
+
+    The normal points away from the centroid of the body voxels within SKIN_NORMAL_RADIUS_MM.
+    """
+    geo = volume.geometry
+    spacing = np.asarray(geo.spacing_kji_mm())
+    interior = body.copy()
+    interior[:, 1:, :] &= body[:, :-1, :]
+    interior[:, :-1, :] &= body[:, 1:, :]
+    interior[:, :, 1:] &= body[:, :, :-1]
+    interior[:, :, :-1] &= body[:, :, 1:]
+    skin = np.argwhere(body & ~interior).astype(np.int32)
+    r = np.maximum(1, np.round(SKIN_NORMAL_RADIUS_MM / spacing)).astype(int)
+    grid = np.mgrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1].reshape(3, -1).T
+    offsets = grid[((grid * spacing) ** 2).sum(axis=1) <= SKIN_NORMAL_RADIUS_MM**2]
+    inward = np.zeros((len(skin), 3), dtype=np.float64)
+    shape = np.asarray(body.shape)
+    for off in offsets:
+        q = skin + off
+        valid = np.all((q >= 0) & (q < shape), axis=1)
+        hit = np.zeros(len(skin), dtype=bool)
+        hit[valid] = body[q[valid, 0], q[valid, 1], q[valid, 2]]
+        inward += hit[:, None] * (off * spacing)
+    direction_kji = geo.direction_matrix[:, ::-1]  # columns: LPS unit vectors of k, j, i
+    outward = -(inward @ direction_kji.T)
+    outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-9)
+    return skin, outward.astype(np.float32)
+
+
+def _bounding_box(mask: BoolArray) -> tuple[slice, ...]:
+    if not mask.any():
+        return tuple(slice(0, n) for n in mask.shape)
+    found = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != d))) for d in range(3)]
+    return tuple(slice(int(f[0]), int(f[-1]) + 1) for f in found)
+
+
+def _distance_in_box(
+    mask: BoolArray, box: tuple[slice, ...], spacing: tuple[float, float, float]
+) -> FloatArray:
+    """Distance map computed inside the body's box only: paths never leave the body."""
+    out = np.full(mask.shape, DISTANCE_CAP_MM, dtype=np.float32)
+    out[box] = distance_map_mm(np.ascontiguousarray(mask[box]), spacing)
+    return out
+
+
 def segment_anatomy(volume: CTVolume) -> Anatomy:
-    """Body, bone, air/lung, spinal canal and vertebral column masks of the volume."""
+    """Body, bone, air/lung, spinal canal, vertebral column, skin and distance maps."""
     warnings: list[str] = []
+    spacing = volume.geometry.spacing_kji_mm()
     body = body_mask(volume)
     bone = (volume.hu > BONE_HU) & body
     air = (volume.hu < AIR_HU) & body
     canal = _find_canal(volume, bone, body)
     spine = _spine_from_canal(volume, bone, canal)
+    skin, normals = skin_with_normals(volume, body)
+    box = _bounding_box(body)
+    distances = {
+        "bone": _distance_in_box(bone, box, spacing),
+        "lung or air": _distance_in_box(air, box, spacing),
+    }
     found = ["body surface", "bone", "lung and air"]
     if canal.any():
         found += ["spinal canal", "vertebral column"]
+        distances["spinal canal"] = _distance_in_box(canal, box, spacing)
     else:
         warnings.append("spinal canal not found: spine proximity and canal avoidance unchecked")
     return Anatomy(
@@ -143,6 +249,9 @@ def segment_anatomy(volume: CTVolume) -> Anatomy:
         air=air,
         canal=canal,
         spine=spine,
+        skin_kji=skin,
+        skin_normals_lps=normals,
+        distance_mm=distances,
         structures_found=tuple(found),
         warnings=tuple(warnings),
     )

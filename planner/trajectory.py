@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from planner.anatomy import Anatomy
 from planner.lesion import LesionMask
@@ -126,39 +125,18 @@ def plan_trajectories(
     up = np.asarray(UP_LPS[patient_position])
     up_side = UP_SIDE_NAME[tuple(float(v) for v in up)]  # type: ignore[index]
     target = np.asarray(target_lps_mm, dtype=np.float64)
-    target_kji = geo.lps_to_kji(target)
     longest = max(rules.needle_lengths_mm) - rules.needle_length_margin_mm
     structures = ["body surface (entry on the up-facing skin, path inside the body)"]
-    structures += [s for s in FORBIDDEN if s != "spinal canal" or anatomy.canal.any()]
+    structures += [s for s in FORBIDDEN if s in anatomy.distance_mm]
     warnings: list[str] = []
     if not anatomy.canal.any():
         warnings.append("spinal canal not identified: the path was not checked against it")
     warnings.append("large vessels are not segmented yet: check the path against vessels")
 
-    box = _roi(volume, target_kji, longest)
-    origin = np.asarray([s.start for s in box], dtype=np.float64)
-    body = anatomy.body[box]
-    lesion_full = lesion.full_mask(geo.shape)[box]
-    masks = {
-        "bone": anatomy.bone[box] & ~lesion_full,
-        "lung or air": anatomy.air[box],
-        "spinal canal": anatomy.canal[box],
-    }
-    distances = {
-        name: ndimage.distance_transform_edt(~m, sampling=spacing) if m.any() else None
-        for name, m in masks.items()
-    }
-
-    # Candidate entries: skin voxels whose outward normal faces up.
-    eroded = ndimage.binary_erosion(body, structure=np.ones((1, 3, 3), dtype=bool))
-    skin = np.argwhere(body & ~eroded)
-    smooth = ndimage.gaussian_filter(body.astype(np.float32), sigma=2.0 / spacing)
-    grads = np.stack(np.gradient(smooth, *spacing), axis=-1)
-    normals_kji = -grads[tuple(skin.T)]
-    direction_kji = geo.direction_matrix[:, ::-1]  # columns: unit LPS vectors of k, j, i
-    normals = normals_kji @ direction_kji.T
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-9)
-    entries = geo.kji_to_lps(skin + origin)
+    # Candidate entries: skin voxels within reach whose outward normal faces up.
+    skin = anatomy.skin_kji
+    entries = geo.kji_to_lps(skin)
+    normals = anatomy.skin_normals_lps.astype(np.float64)
     to_target = target - entries
     depth = np.linalg.norm(to_target, axis=1)
     dirs = to_target / np.maximum(depth[:, None], 1e-9)
@@ -172,8 +150,8 @@ def plan_trajectories(
         & (cc <= rules.max_craniocaudal_angle_deg + 1e-6)
         & (skin_angle <= rules.max_angle_to_skin_normal_deg)
     )
-    if not np.any(up_angle <= rules.max_entry_angle_from_up_deg):
-        warnings.append(f"no skin found on the {up_side} (up-facing) side near the lesion")
+    if not np.any((up_angle <= rules.max_entry_angle_from_up_deg) & (depth <= longest)):
+        warnings.append(f"no skin on the {up_side} (up-facing) side within reach of the lesion")
     idx = np.flatnonzero(keep)
     if idx.size > MAX_CANDIDATES:
         idx = idx[np.linspace(0, idx.size - 1, MAX_CANDIDATES).astype(int)]
@@ -187,26 +165,27 @@ def plan_trajectories(
     pts = entries[idx, None, :] + t[None, :, None] * to_target[idx, None, :]
     along_mm = t[None, :] * depth[idx, None]  # distance from the entry
     from_target = depth[idx, None] - along_mm
-    pk = np.rint(geo.lps_to_kji(pts) - origin).astype(int)
+    pk = np.rint(geo.lps_to_kji(pts)).astype(np.intp)
     for d in range(3):
-        np.clip(pk[..., d], 0, body.shape[d] - 1, out=pk[..., d])
+        np.clip(pk[..., d], 0, geo.shape[d] - 1, out=pk[..., d])
     lookup = (pk[..., 0], pk[..., 1], pk[..., 2])
     active = along_mm >= SKIN_SKIP_MM
-    inside_lesion = lesion_full[lookup]
+    k0, j0, i0 = lesion.offset_kji
+    lk, lj, li = pk[..., 0] - k0, pk[..., 1] - j0, pk[..., 2] - i0
+    dk, dj, di = lesion.mask.shape
+    in_box = (lk >= 0) & (lk < dk) & (lj >= 0) & (lj < dj) & (li >= 0) & (li < di)
+    inside_lesion = np.zeros(in_box.shape, dtype=bool)
+    inside_lesion[in_box] = lesion.mask[lk[in_box], lj[in_box], li[in_box]]
     # Bone is allowed where the path reaches the target's own bone: from the point the path
     # enters the lesion plus the periosteum allowance.
     first_in = np.where(inside_lesion.any(axis=1), np.argmax(inside_lesion, axis=1), n_samples - 1)
     enter_from_target = np.take_along_axis(from_target, first_in[:, None], axis=1)
     bone_exempt = from_target <= enter_from_target + rules.target_bone_allowance_mm
 
-    rejected = {"leaves the body": np.zeros(idx.size, dtype=bool)}
-    rejected["leaves the body"] = ~np.all(body[lookup] | ~active | inside_lesion, axis=1)
+    rejected: dict[str, npt.NDArray[np.bool_]] = {}
+    rejected["leaves the body"] = ~np.all(anatomy.body[lookup] | ~active | inside_lesion, axis=1)
     clearance: dict[str, npt.NDArray[np.float64]] = {}
-    for name, dist in distances.items():
-        if dist is None:
-            clearance[name] = np.full(idx.size, np.inf)
-            rejected[f"crosses {name}"] = np.zeros(idx.size, dtype=bool)
-            continue
+    for name, dist in anatomy.distance_mm.items():
         values = np.where(active, dist[lookup], np.inf)
         if name == "bone":
             values = np.where(bone_exempt, np.inf, values)
