@@ -9,7 +9,6 @@ card, the needle paths, the structures checked and every warning.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -21,10 +20,14 @@ from planner.errors import InvalidSeed
 from planner.lesion import LesionMask, segment_lesion
 from planner.measure import Measurement, measure_lesion
 from planner.rules import PlanningRules
-from planner.trajectory import UP_LPS, TrajectoryResult, plan_trajectories
+from planner.target import TargetMode, choose_targets
+from planner.trajectory import UP_LPS, NeedlePath, TrajectoryResult, plan_trajectories
 from planner.volume import CTVolume
 
 Point = tuple[float, float, float]
+TARGET_CANDIDATES = 3
+# Two needles in one session keep at least this distance between their shafts.
+MIN_NEEDLE_GAP_MM = 5.0
 
 
 def software_version() -> str:
@@ -34,15 +37,11 @@ def software_version() -> str:
         return "unknown"
 
 
-class TargetMode(StrEnum):
-    INTRATUMORAL = "intratumoral"
-
-
 @dataclass(frozen=True)
 class PlanRequest:
     seed_lps_mm: Point
     patient_position: str | None = None
-    target_mode: TargetMode = TargetMode.INTRATUMORAL
+    target_mode: TargetMode = TargetMode.PERIOSTEAL
     site: Site | None = None
     search_radius_mm: float | None = None
     hu_window: tuple[float, float] | None = None
@@ -58,6 +57,7 @@ class Plan:
     measurement: Measurement
     dose: DoseCard
     target_lps_mm: Point
+    target_kind: str
     trajectory: TrajectoryResult
     warnings: tuple[str, ...]
 
@@ -73,16 +73,57 @@ def spine_distance_mm(volume: CTVolume, anatomy: Anatomy, lesion: LesionMask) ->
     return float(distances.min())
 
 
-def _target_on_slice(volume: CTVolume, lesion: LesionMask, centre: Point) -> Point:
-    """The lesion centre moved onto the nearest CT slice, so an axial path can reach it."""
-    geo = volume.geometry
-    kji = geo.lps_to_kji(centre)
-    snapped = np.array([np.rint(kji[0]), kji[1], kji[2]])
-    idx = tuple(int(v) for v in np.rint(snapped))
-    if lesion.full_mask(geo.shape)[idx]:
-        p = geo.kji_to_lps(snapped)
-        return (float(p[0]), float(p[1]), float(p[2]))
-    return centre
+def _merge_warnings(results: list[TrajectoryResult], found: bool) -> tuple[str, ...]:
+    """Warnings of every target's search; a failure reason only when no needle was found."""
+    out: list[str] = []
+    for r in results:
+        for w in r.warnings:
+            failure = w.startswith(("no safe straight path", "no reachable skin"))
+            if failure and found:
+                continue
+            if w not in out:
+                out.append(w)
+    return tuple(out)
+
+
+def _segment_gap_mm(a: NeedlePath, b: NeedlePath) -> float:
+    """Smallest distance between two needle segments (sampled every ~1 mm)."""
+
+    def samples(n: NeedlePath) -> np.ndarray:
+        e, t = np.asarray(n.entry_lps_mm), np.asarray(n.target_lps_mm)
+        steps = max(2, int(np.linalg.norm(t - e)))
+        return e + np.linspace(0.0, 1.0, steps)[:, None] * (t - e)
+
+    pa, pb = samples(a), samples(b)
+    return float(np.sqrt(((pa[:, None, :] - pb[None, :, :]) ** 2).sum(axis=2).min()))
+
+
+def _select_needles(
+    results: list[TrajectoryResult], count: int
+) -> tuple[tuple[NeedlePath, ...], tuple[NeedlePath, ...]]:
+    """Best path first; further needles to other targets, none crossing a chosen one."""
+    options = sorted(
+        (p for r in results for p in (*r.needles, *r.alternatives)), key=lambda p: p.score.total
+    )
+    chosen: list[NeedlePath] = []
+    for path in options:
+        if len(chosen) == count:
+            break
+        if any(
+            np.allclose(path.target_lps_mm, c.target_lps_mm)
+            or _segment_gap_mm(path, c) < MIN_NEEDLE_GAP_MM
+            for c in chosen
+        ):
+            continue
+        chosen.append(path)
+    if not chosen:
+        return (), ()
+    alternatives = tuple(
+        p
+        for p in options
+        if p not in chosen and np.allclose(p.target_lps_mm, chosen[0].target_lps_mm)
+    )[:3]
+    return tuple(chosen), alternatives
 
 
 def make_plan(
@@ -110,9 +151,38 @@ def make_plan(
         rules.dosing,
         site=request.site,
     )
-    target = _target_on_slice(volume, lesion, measurement.center_lps_mm)
-    trajectory = plan_trajectories(volume, anatomy, lesion, target, position, rules.trajectory)
-    warnings = list(volume.warnings) + list(anatomy.warnings)
+    wanted = dose.suggested_needles
+    targets, target_warnings = choose_targets(
+        volume,
+        anatomy,
+        lesion,
+        measurement.center_lps_mm,
+        UP_LPS[position],
+        request.target_mode,
+        count=max(TARGET_CANDIDATES, 2 * wanted),
+    )
+    results = [
+        plan_trajectories(volume, anatomy, lesion, t.lps_mm, position, rules.trajectory)
+        for t in targets
+    ]
+    needles, alternatives = _select_needles(results, wanted)
+    trajectory = TrajectoryResult(
+        needles=needles,
+        alternatives=alternatives,
+        up_side=results[0].up_side,
+        structures_checked=results[0].structures_checked,
+        candidates_evaluated=sum(r.candidates_evaluated for r in results),
+        warnings=_merge_warnings(results, bool(needles)),
+    )
+    target = needles[0].target_lps_mm if needles else targets[0].lps_mm
+    target_kind = next((t.kind for t in targets if np.allclose(t.lps_mm, target)), targets[0].kind)
+    warnings = list(volume.warnings) + list(anatomy.warnings) + list(target_warnings)
+    if needles and needles[0].craniocaudal_angle_deg > 0.5:
+        warnings.append(
+            f"no in-plane (axial) path: the best path is tilted "
+            f"{needles[0].craniocaudal_angle_deg:.0f}° toward the "
+            f"{needles[0].craniocaudal_tilt_toward}; check it on an oblique reformat"
+        )
     if lesion.touches_search_limit:
         warnings.append(
             "the segmented lesion reaches the search radius: it may have leaked into "
@@ -128,8 +198,8 @@ def make_plan(
         )
     if dose.suggested_needles > len(trajectory.needles) and trajectory.needles:
         warnings.append(
-            f"{dose.suggested_needles} needles suggested for this lesion size; "
-            f"only {len(trajectory.needles)} path planned"
+            f"{dose.suggested_needles} needles suggested for this lesion size; only "
+            f"{len(trajectory.needles)} non-crossing safe path(s) found"
         )
     warnings += [w for w in trajectory.warnings if w not in warnings]
     return Plan(
@@ -141,6 +211,7 @@ def make_plan(
         measurement=measurement,
         dose=dose,
         target_lps_mm=target,
+        target_kind=target_kind,
         trajectory=trajectory,
         warnings=tuple(warnings),
     )

@@ -275,11 +275,6 @@ def plan_trajectories(
                 ),
             )
         )
-    if paths[0].craniocaudal_angle_deg > 0.5:
-        warnings.append(
-            f"no in-plane (axial) path: the best path is tilted "
-            f"{paths[0].craniocaudal_angle_deg:.0f}° craniocaudally"
-        )
     return TrajectoryResult(
         needles=(paths[0],),
         alternatives=tuple(paths[1:]),

@@ -1,0 +1,118 @@
+"""Stage: lesion, anatomy and approach side in; candidate needle-tip targets out.
+
+Input: the lesion mask and measurement, :class:`~planner.anatomy.Anatomy`, the up direction
+(LPS unit vector) and the target mode.
+Output: :class:`TargetPoint` candidates (LPS mm), best first.
+
+CLINICAL.md's target rule: whenever possible inject upstream of the tumour, at the junction of
+the tumour and the periosteum; otherwise peri- or intratumoral. Our reading (a documented
+default): the peritumoral target is a lesion voxel touching bone, preferring the side the
+needle comes from (facing up) and, where the spine was found, the side nearer the spinal canal
+(upstream along the nerves). A lesion enclosed in bone is targeted at the bone surface nearest
+to it. ``intratumoral`` targets the lesion centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from planner.anatomy import Anatomy
+from planner.lesion import LesionMask
+from planner.volume import CTVolume
+
+Point = tuple[float, float, float]
+# A lesion voxel within this distance (mm) of bone lies at the tumour-periosteum junction.
+JUNCTION_MM = 1.5
+# How strongly "nearer the spinal canal" (upstream) counts against "facing up" (approach).
+UPSTREAM_WEIGHT = 0.5
+MIN_TARGET_SEPARATION_MM = 6.0
+
+
+class TargetMode(StrEnum):
+    PERIOSTEAL = "periosteal"
+    INTRATUMORAL = "intratumoral"
+
+
+@dataclass(frozen=True)
+class TargetPoint:
+    lps_mm: Point
+    kind: str
+
+
+def _point(p: npt.ArrayLike) -> Point:
+    a = np.asarray(p, dtype=np.float64)
+    return (float(a[0]), float(a[1]), float(a[2]))
+
+
+def spread_points(
+    points: npt.NDArray[np.float64], order: npt.NDArray[np.intp], n: int, min_separation_mm: float
+) -> list[int]:
+    """Up to ``n`` indices taken in ``order``, each at least ``min_separation_mm`` from the rest."""
+    chosen: list[int] = []
+    for i in order:
+        if all(np.linalg.norm(points[i] - points[c]) >= min_separation_mm for c in chosen):
+            chosen.append(int(i))
+            if len(chosen) == n:
+                break
+    return chosen
+
+
+def _on_slices(volume: CTVolume, kji: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Snap the slice index to the nearest CT slice, so an axial path can reach the point."""
+    snapped = kji.copy()
+    snapped[:, 0] = np.clip(np.rint(snapped[:, 0]), 0, volume.geometry.shape[0] - 1)
+    return snapped
+
+
+def choose_targets(
+    volume: CTVolume,
+    anatomy: Anatomy,
+    lesion: LesionMask,
+    centre_lps_mm: Point,
+    up_lps: npt.ArrayLike,
+    mode: TargetMode,
+    count: int,
+) -> tuple[tuple[TargetPoint, ...], tuple[str, ...]]:
+    """Candidate targets, best first, and the warnings explaining any fallback."""
+    geo = volume.geometry
+    up = np.asarray(up_lps, dtype=np.float64)
+    centre = np.asarray(centre_lps_mm)
+    lesion_kji = lesion.points_kji()
+    if mode is TargetMode.INTRATUMORAL:
+        kji = _on_slices(volume, geo.lps_to_kji(centre)[None, :])[0]
+        idx = tuple(int(v) for v in np.rint(kji))
+        inside = lesion.full_mask(geo.shape)[idx]
+        p = geo.kji_to_lps(kji) if inside else centre
+        return (TargetPoint(_point(p), "lesion centre (intratumoral)"),), ()
+
+    cells = lesion_kji.astype(np.intp)
+    bone_mm = anatomy.distance_mm["bone"][cells[:, 0], cells[:, 1], cells[:, 2]]
+    junction = lesion_kji[bone_mm <= JUNCTION_MM]
+    kind = "tumour-periosteum junction"
+    warnings: list[str] = []
+    if junction.size == 0:
+        warnings.append(
+            "the lesion does not touch bone: peritumoral periosteal target not possible, "
+            "lesion centre targeted"
+        )
+        return (
+            choose_targets(volume, anatomy, lesion, centre_lps_mm, up, TargetMode.INTRATUMORAL, 1)[
+                0
+            ],
+            tuple(warnings),
+        )
+    pts = geo.kji_to_lps(junction)
+    radius = max(float(np.max(np.linalg.norm(pts - centre, axis=1))), 1.0)
+    score = ((pts - centre) @ up) / radius
+    if anatomy.canal.any():
+        canal_mm = anatomy.distance_mm["spinal canal"][tuple(junction.astype(np.intp).T)]
+        if float(canal_mm.min()) < 40.0:  # capped maps: only a near spine ranks upstream
+            score -= UPSTREAM_WEIGHT * canal_mm / radius
+    order = np.argsort(-score)
+    chosen = spread_points(pts, order, count, MIN_TARGET_SEPARATION_MM)
+    snapped = geo.kji_to_lps(_on_slices(volume, junction[chosen]))
+    return tuple(TargetPoint(_point(p), kind) for p in snapped), tuple(warnings)
