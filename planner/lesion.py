@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import SimpleITK as sitk
 from scipy import ndimage
 
 from planner.anatomy import Anatomy
@@ -20,9 +21,14 @@ from planner.errors import InvalidSeed, LesionNotFound
 from planner.rules import SegmentationRules
 from planner.volume import CTVolume
 
-SEED_PROBE_RADIUS_MM = 2.0
-ADAPTIVE_SIGMAS = 2.5
-MIN_HALF_WINDOW_HU = 25.0
+SEED_PROBE_RADIUS_MM = 3.0
+ADAPTIVE_SIGMAS = 3.0
+MIN_HALF_WINDOW_HU = 6.0
+MAX_HALF_WINDOW_HU = 20.0
+PARTIAL_VOLUME_REACH = 1.5
+MEDIAN_RADIUS_VOXELS = 1
+# Trabecular bone at its least dense (CLINICAL.md: 150-400 HU).
+BONE_PARTIAL_HU = 200.0
 NEAR_SEED_MM = 10.0
 OPENING_FRACTION = 0.35
 MAX_OPENING_MM = 6.0
@@ -54,8 +60,15 @@ def _ellipsoid(radius_mm: float, spacing_kji: tuple[float, float, float]) -> npt
     return np.asarray(dist2 <= radius_mm**2)
 
 
+def _median(hu: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
+    image = sitk.GetImageFromArray(np.ascontiguousarray(hu))
+    filtered = sitk.Median(image, [MEDIAN_RADIUS_VOXELS] * 3)
+    return sitk.GetArrayFromImage(filtered).astype(np.float32)
+
+
 def _open_around_seed(
     candidate: npt.NDArray[np.bool_],
+    partial: npt.NDArray[np.bool_],
     seed: tuple[int, ...],
     spacing: tuple[float, float, float],
     rules: SegmentationRules,
@@ -77,9 +90,9 @@ def _open_around_seed(
         <= NEAR_SEED_MM**2
     )
     inscribed_mm = float(inside_mm[near_seed & component].max())
-    radius = float(
-        np.clip(OPENING_FRACTION * inscribed_mm, rules.opening_radius_mm, MAX_OPENING_MM)
-    )
+    # Never below a voxel and a half in-plane: a thinner opening cuts nothing on coarse grids.
+    floor = max(rules.opening_radius_mm, 1.5 * max(spacing[1], spacing[2]))
+    radius = float(np.clip(OPENING_FRACTION * inscribed_mm, floor, max(floor, MAX_OPENING_MM)))
     core = inside_mm >= radius
     if not core.any():
         return component
@@ -93,7 +106,10 @@ def _open_around_seed(
         )
         keep = core_labels == core_labels[ck[seed], cj[seed], ci[seed]]
     reach = ndimage.distance_transform_edt(~keep, sampling=spacing)
-    return np.asarray(component & (reach <= radius + 0.5 * min(spacing)))
+    # The opening shaves the partial-volume rim against bone; that rim is given back.
+    opened = reach <= radius + 0.5 * min(spacing)
+    rim = partial & (reach <= radius + PARTIAL_VOLUME_REACH * max(spacing))
+    return np.asarray(component & (opened | rim))
 
 
 def _describe(hu: float) -> str:
@@ -129,8 +145,9 @@ def segment_lesion(
         for s, n, sp in zip(seed, geo.shape, spacing, strict=True)
     ]
     box = tuple(slice(a, b) for a, b in zip(lo_idx, hi_idx, strict=True))
-    sigma = [rules.smoothing_sigma_mm / s for s in spacing]
-    smooth = ndimage.gaussian_filter(volume.hu[box].astype(np.float32), sigma=sigma)
+    # Median, not Gaussian: it quiets the noise enough to tell a lesion from muscle 10 HU
+    # denser without smearing cortical bone into the lesion's edge.
+    smooth = _median(volume.hu[box])
     local_seed = tuple(s - a for s, a in zip(seed, lo_idx, strict=True))
 
     grid = np.ogrid[tuple(slice(0, n) for n in smooth.shape)]
@@ -144,16 +161,24 @@ def segment_lesion(
             f"density lesion ({lo_rule:.0f} to {hi_rule:.0f} HU); move the seed into the lesion"
         )
     if hu_window is None:
-        half = max(MIN_HALF_WINDOW_HU, ADAPTIVE_SIGMAS * float(np.std(seed_values)))
+        # Robust spread: the probe may graze bone or fat at the lesion's edge.
+        mad_sigma = 1.4826 * float(np.median(np.abs(seed_values - seed_hu)))
+        half = float(np.clip(ADAPTIVE_SIGMAS * mad_sigma, MIN_HALF_WINDOW_HU, MAX_HALF_WINDOW_HU))
         lo, hi = max(lo_rule, seed_hu - half), min(hi_rule, seed_hu + half)
     else:
         lo, hi = lo_rule, hi_rule
 
     in_sphere = dist2 <= radius**2
-    candidate = (smooth >= lo) & (smooth <= hi) & in_sphere & anatomy.body[box]
-    candidate &= ~anatomy.air[box]
+    # Lesion voxels against bone read denser (partial volume): next to bone, accept up to the
+    # lesion/bone midpoint.
+    # Smoothing would spread the bone into them, so they are judged on the raw HU.
+    near_bone = anatomy.distance_mm["bone"][box] <= PARTIAL_VOLUME_REACH * max(spacing)
+    raw = volume.hu[box]
+    partial = near_bone & (raw >= lo) & (raw <= (seed_hu + BONE_PARTIAL_HU) / 2)
+    candidate = (((smooth >= lo) & (smooth <= hi)) | partial) & in_sphere & anatomy.body[box]
+    candidate &= ~anatomy.air[box] & ~anatomy.bone[box]
 
-    region = _open_around_seed(candidate, local_seed, spacing, rules)
+    region = _open_around_seed(candidate, partial, local_seed, spacing, rules)
     if region is None:
         raise LesionNotFound(
             "no lesion could be grown from the seed: the soft tissue there is "

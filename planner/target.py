@@ -91,7 +91,8 @@ def choose_targets(
 
     cells = lesion_kji.astype(np.intp)
     bone_mm = anatomy.distance_mm["bone"][cells[:, 0], cells[:, 1], cells[:, 2]]
-    junction = lesion_kji[bone_mm <= JUNCTION_MM]
+    # Face neighbours of bone, whatever the grid: the nearest bone voxel is one step away.
+    junction = lesion_kji[bone_mm <= max(JUNCTION_MM, 1.01 * max(geo.spacing_mm))]
     kind = "tumour-periosteum junction"
     warnings: list[str] = []
     if junction.size == 0:

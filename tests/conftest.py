@@ -65,7 +65,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
         _wait_healthy(url, proc, log, 60.0)
         yield RunningService(url, dicom_port, "CTPLAN", root / "storage", proc.pid)
     finally:
-        os.kill(proc.pid, signal.SIGINT)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -16,7 +16,7 @@ from sample_series.phantom import build_case, write_case
 
 pytestmark = pytest.mark.e2e
 
-CASE = "rib_lateral_small"
+CASE = "rib_lateral_decubitus"
 
 
 @pytest.fixture(scope="module")
