@@ -11,6 +11,7 @@ from api.routes import health, plans, series
 from api.service import PlanningService, SeriesNotComplete
 from api.settings import Settings
 from dicom_node.errors import NotFound
+from dicom_node.pacs import NoDestination
 from planner.errors import PlanningError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ def create_app(settings: Settings, service: PlanningService) -> FastAPI:
 
     @app.exception_handler(SeriesNotComplete)
     async def _not_complete(_: Request, exc: SeriesNotComplete) -> JSONResponse:
+        return _error(409, exc)
+
+    @app.exception_handler(NoDestination)
+    async def _no_destination(_: Request, exc: NoDestination) -> JSONResponse:
         return _error(409, exc)
 
     @app.exception_handler(PlanningError)

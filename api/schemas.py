@@ -6,8 +6,9 @@ import dataclasses
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from dicom_node.scu import parse_destinations
 from planner.dosing import Site
 from planner.plan import Plan, TargetMode
 from planner.trajectory import NeedlePath
@@ -113,6 +114,48 @@ class OverlayOut(BaseModel):
     url: str
 
 
+class DerivedObjectOut(BaseModel):
+    """One DICOM object built for a plan; ``index`` counts objects of the same kind."""
+
+    kind: str = Field(description="sc (overlay), seg (lesion) or sr (measurements)")
+    index: int
+    sop_class_uid: str
+    sop_class_name: str
+    sop_instance_uid: str
+    url: str | None
+
+
+class PushOut(BaseModel):
+    """The latest outcome of sending one derived object to one destination."""
+
+    destination: str = Field(description="AE@host:port")
+    sop_instance_uid: str
+    kind: str
+    status: Literal["ok", "failed"]
+    detail: str
+    time: str = Field(description="ISO 8601, UTC")
+
+
+class SendRequest(BaseModel):
+    destinations: list[str] | None = Field(
+        None, min_length=1, description="AE@host:port each; default: CTPLAN_PACS"
+    )
+
+    @field_validator("destinations")
+    @classmethod
+    def _parse(cls, v: list[str] | None) -> list[str] | None:
+        for text in v or []:
+            if len(parse_destinations(text)) != 1:
+                raise ValueError(f"{text!r}: give one AE@host:port per list item")
+        return v
+
+
+class SendOut(BaseModel):
+    plan_id: str
+    ok: bool = Field(description="True when every object reached every destination")
+    pushes: list[PushOut]
+
+
 class PlanOut(BaseModel):
     plan_id: str
     series_uid: str
@@ -131,6 +174,11 @@ class PlanOut(BaseModel):
     candidates_evaluated: int
     overlays: list[OverlayOut]
     warnings: list[str]
+    objects: list[DerivedObjectOut] = Field(default_factory=list)
+    pushes: list[PushOut] = Field(
+        default_factory=list,
+        description="Latest push outcome per object and destination (as of the request)",
+    )
 
 
 def _needle(n: NeedlePath) -> NeedleOut:
@@ -146,6 +194,7 @@ def plan_out(
     study_uid: str,
     created_at: str,
     overlays: list[OverlayOut],
+    objects: list[DerivedObjectOut] | None = None,
 ) -> PlanOut:
     m, d, t = plan.measurement, plan.dose, plan.trajectory
     return PlanOut(
@@ -187,4 +236,5 @@ def plan_out(
         candidates_evaluated=t.candidates_evaluated,
         overlays=overlays,
         warnings=list(plan.warnings),
+        objects=objects or [],
     )

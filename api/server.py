@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 
 from api.app import create_app
 from api.service import PlanningService
 from api.settings import Settings
+from dicom_node.pacs import Pusher, destination_name
 from dicom_node.scp import start_scp
 from dicom_node.storage import Storage
 
@@ -23,7 +25,17 @@ def serve(settings: Settings) -> None:
     )
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     storage = Storage(settings.storage_dir)
-    service = PlanningService(storage, settings.planning_rules(), settings.stable_seconds)
+    # One worker: pushes to the PACS run one after the other, never in the HTTP request.
+    push_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pacs-push")
+    destinations = settings.pacs_destinations()
+    pusher = Pusher(storage, destinations, settings.push_options(), executor=push_executor)
+    service = PlanningService(
+        storage,
+        settings.planning_rules(),
+        settings.stable_seconds,
+        pusher=pusher,
+        auto_push=settings.auto_push,
+    )
     app = create_app(settings, service)
     scp = start_scp(
         storage, ae_title=settings.ae_title, host=settings.host, port=settings.dicom_port
@@ -37,8 +49,15 @@ def serve(settings: Settings) -> None:
         settings.http_port,
         settings.storage_dir.resolve(),
     )
+    log.info(
+        "PACS: %s, automatic push %s",
+        ", ".join(destination_name(d) for d in destinations) or "none configured",
+        "on" if settings.auto_push else "off",
+    )
     try:
         uvicorn.run(app, host=settings.host, port=settings.http_port, log_level="warning")
     finally:
         scp.shutdown()
+        # Queued pushes are dropped, not lost: the objects are in storage and can be re-sent.
+        push_executor.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")

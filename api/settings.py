@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dicom_node.pacs import PushOptions
+from dicom_node.scu import Destination, parse_destinations
 from planner.rules import (
     DEFAULT_TIERS,
     DoseTier,
@@ -31,6 +33,19 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Quiet time after the last instance before a series is complete"
     )
     log_level: str = Field("INFO", description="Python logging level")
+
+    # PACS the plans' derived objects (SC, SEG, SR) are sent to.
+    pacs: str = Field(
+        "", description="Comma-separated AE@host:port destinations; empty: no PACS configured"
+    )
+    auto_push: bool = Field(False, description="Send every new plan to the PACS automatically")
+    push_retries: int = Field(3, ge=0, le=10, description="Further attempts after a failed send")
+    push_backoff_seconds: float = Field(
+        1.0, ge=0, le=60, description="Wait before the first retry, doubled for each further one"
+    )
+    push_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Connection and answer timeout of a send"
+    )
 
     # Clinical rules (CLINICAL.md); defaults are the documented ones.
     dose_tier_upper_ml: tuple[float, float, float] = Field(
@@ -59,6 +74,29 @@ class Settings(BaseSettings):
         if not v[0] < v[1] < v[2]:
             raise ValueError("tier bounds must increase, e.g. 10,20,50")
         return v
+
+    @field_validator("pacs")
+    @classmethod
+    def _destinations(cls, v: str) -> str:
+        parse_destinations(v)  # ValueError names the bad destination
+        return v
+
+    @model_validator(mode="after")
+    def _push_somewhere(self) -> Settings:
+        if self.auto_push and not self.pacs_destinations():
+            raise ValueError("CTPLAN_AUTO_PUSH is true but CTPLAN_PACS names no destination")
+        return self
+
+    def pacs_destinations(self) -> list[Destination]:
+        return parse_destinations(self.pacs)
+
+    def push_options(self) -> PushOptions:
+        return PushOptions(
+            ae_title=self.ae_title,
+            retries=self.push_retries,
+            backoff_s=self.push_backoff_seconds,
+            timeout_s=self.push_timeout_seconds,
+        )
 
     def planning_rules(self) -> PlanningRules:
         tiers: tuple[DoseTier, ...] = tuple(

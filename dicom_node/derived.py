@@ -61,6 +61,20 @@ def _sc_from(
     )
 
 
+def _copy_laterality(ref: Dataset, derived: Dataset) -> None:
+    """General Series Laterality (type 2C, required for paired body parts) as the CT has it.
+
+    With neither Laterality nor Body Part Examined on the CT nobody can tell whether the part
+    is paired: an empty Laterality is then the safe choice (validators warn, not fail).
+    """
+    if ref.get("Laterality"):
+        derived.Laterality = ref.Laterality
+    elif ref.get("BodyPartExamined"):
+        derived.BodyPartExamined = ref.BodyPartExamined
+    else:
+        derived.Laterality = ""
+
+
 def build_overlay_sc(
     source_slices: Sequence[Dataset],
     views: Sequence[OverlayView],
@@ -81,8 +95,7 @@ def build_overlay_sc(
         sc.ConversionType = "WSD"
         sc.ImageType = ["DERIVED", "SECONDARY"]
         sc.BurnedInAnnotation = "YES"
-        # Type 2C in General Series: present, empty unless the CT carries it.
-        sc.Laterality = ref.get("Laterality", "")
+        _copy_laterality(ref, sc)
         sc.SeriesDescription = OVERLAY_SERIES_DESCRIPTION
         sc.DerivationDescription = f"{SAFETY_LINE}: {view.title}"
         sc.ImageComments = SAFETY_LINE

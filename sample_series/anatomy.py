@@ -49,7 +49,8 @@ class CTTable(Primitive):
         far = self.top_mm + self.cushion_mm + self.slab_mm
         lat = np.array([-dy, dx]) * self.half_width_mm
         near_pts = [
-            np.array([dx, dy]) * (self.top_mm - self.half_width_mm**2 / (2 * self.radius_mm)) + s * lat
+            np.array([dx, dy]) * (self.top_mm - self.half_width_mm**2 / (2 * self.radius_mm))
+            + s * lat
             for s in (-1, 1)
         ]
         far_pts = [np.array([dx, dy]) * far + s * lat for s in (-1, 1)]

@@ -159,7 +159,9 @@ def axial_grid(
     )
 
 
-def lps_box_grid(lo_lps_mm: npt.ArrayLike, hi_lps_mm: npt.ArrayLike, step_mm: float) -> GridGeometry:
+def lps_box_grid(
+    lo_lps_mm: npt.ArrayLike, hi_lps_mm: npt.ArrayLike, step_mm: float
+) -> GridGeometry:
     """Axis-aligned LPS grid (i along x, j along y, k along z) covering a box."""
     lo = np.asarray(lo_lps_mm, dtype=np.float64)
     hi = np.asarray(hi_lps_mm, dtype=np.float64)

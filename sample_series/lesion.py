@@ -51,8 +51,11 @@ class Lobe:
         s = [float(v) for v in semi_axes]
         if min(s) <= 0:
             raise ValueError(f"semi-axes must be positive, got {semi_axes}")
-        return cls((float(c[0]), float(c[1]), float(c[2])), (s[0], s[1], s[2]),
-                   orthonormal_frame(primary, hint))
+        return cls(
+            (float(c[0]), float(c[1]), float(c[2])),
+            (s[0], s[1], s[2]),
+            orthonormal_frame(primary, hint),
+        )
 
     @property
     def quadric(self) -> FloatArray:
@@ -146,13 +149,14 @@ def _refine_direction(shape: LesionShape, u: FloatArray, basis: FloatArray | Non
     best = float(shape.caliper(u)[0])
     while step > 1e-9:
         if basis is None:
-            a, b, _ = orthonormal_frame(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+            _, a, b = orthonormal_frame(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
             moves = [np.asarray(a), -np.asarray(a), np.asarray(b), -np.asarray(b)]
             cands = np.array([u + step * m for m in moves])
         else:
             ang = math.atan2(float(u @ basis[1]), float(u @ basis[0]))
-            cands = np.array([math.cos(ang + d) * basis[0] + math.sin(ang + d) * basis[1]
-                              for d in (step, -step)])
+            cands = np.array(
+                [math.cos(ang + d) * basis[0] + math.sin(ang + d) * basis[1] for d in (step, -step)]
+            )
         cands /= np.linalg.norm(cands, axis=1, keepdims=True)
         w = shape.caliper(cands)
         k = int(np.argmax(w))
@@ -172,7 +176,7 @@ def measure(shape: LesionShape, step_mm: float | None = None) -> LesionMeasures:
     dirs = fibonacci_sphere(20000, hemisphere=True)
     u = _refine_direction(shape, dirs[int(np.argmax(shape.caliper(dirs)))], None)
     length = float(shape.caliper(u)[0])
-    e1, e2, _ = orthonormal_frame(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+    _, e1, e2 = orthonormal_frame(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
     basis = np.array([e1, e2])
     psi = np.linspace(0.0, math.pi, 721)[:-1]
     circle = np.cos(psi)[:, None] * basis[0] + np.sin(psi)[:, None] * basis[1]

@@ -169,7 +169,11 @@ class PelvisModel:
         prims.append(EllipticPrism("viscera", (0.0, -15.0), (75.0, 62.0), z_min=-45.0))
         prims.append(Capsule("aorta", (8.0, 12.0, 400.0), (8.0, 12.0, 132.0), 10.0))
         for side in (LEFT, RIGHT):
-            p_bif, p_ext, p_fem = (8.0, 12.0, 132.0), (side * 45.0, 2.0, 70.0), (side * 80.0, -48.0, -20.0)
+            p_bif, p_ext, p_fem = (
+                (8.0, 12.0, 132.0),
+                (side * 45.0, 2.0, 70.0),
+                (side * 80.0, -48.0, -20.0),
+            )
             prims.append(Capsule("artery", p_bif, p_ext, 6.5))
             prims.append(Capsule("artery", p_ext, p_fem, 5.5))
             prims.append(Capsule("artery", p_fem, (side * 100.0, -30.0, -420.0), 5.0))
@@ -177,11 +181,17 @@ class PelvisModel:
 
     def _lumbar(self, z: float) -> list[Primitive]:
         c = self.cortex_mm
-        prims: list[Primitive] = [EllipticPrism("disc", (0.0, 38.0), (25.0, 18.0), z + 13.0, z + 22.0)]
+        prims: list[Primitive] = [
+            EllipticPrism("disc", (0.0, 38.0), (25.0, 18.0), z + 13.0, z + 22.0)
+        ]
         prims += prism_pair("vertebra", (0.0, 38.0), (25.0, 18.0), z - 13.0, z + 13.0, c)
         for side in (LEFT, RIGHT):
-            prims += capsule_pair("vertebra", (side * 13, 50, z + 4), (side * 15, 70, z + 4), 5.5, c)
-            prims += capsule_pair("vertebra", (side * 15, 70, z + 4), (side * 52, 72, z + 4), 5.5, c)
+            prims += capsule_pair(
+                "vertebra", (side * 13, 50, z + 4), (side * 15, 70, z + 4), 5.5, c
+            )
+            prims += capsule_pair(
+                "vertebra", (side * 15, 70, z + 4), (side * 52, 72, z + 4), 5.5, c
+            )
             lam = orthonormal_frame((-side * 12.0, 9.0, 0.0), (0.0, 0.0, 1.0))
             prims += ellipsoid_pair("vertebra", (side * 8.0, 77.0, z), (11.0, 12.0, 3.5), lam, c)
         prims += capsule_pair("vertebra", (0.0, 80.0, z), (0.0, 106.0, z - 6.0), 5.5, c)
@@ -191,10 +201,23 @@ class PelvisModel:
         c = self.cortex_mm
         top, bot = self.sacrum_centre(75.0), self.sacrum_centre(-35.0)
         return [
-            TaperedPrism("sacrum_cortex", 75.0, -35.0, (0.0, top[1]), (0.0, bot[1]), (48.0, 24.0), (12.0, 8.0)),
             TaperedPrism(
-                "sacrum_marrow", 75.0 - c, -35.0 + c, (0.0, top[1]), (0.0, bot[1]),
-                (48.0 - c, 24.0 - c), (12.0 - c, 8.0 - c),
+                "sacrum_cortex",
+                75.0,
+                -35.0,
+                (0.0, top[1]),
+                (0.0, bot[1]),
+                (48.0, 24.0),
+                (12.0, 8.0),
+            ),
+            TaperedPrism(
+                "sacrum_marrow",
+                75.0 - c,
+                -35.0 + c,
+                (0.0, top[1]),
+                (0.0, bot[1]),
+                (48.0 - c, 24.0 - c),
+                (12.0 - c, 8.0 - c),
             ),
         ]
 
@@ -205,12 +228,22 @@ class PelvisModel:
         # acetabulum and body of the ilium, cut off lateral to the head's equator
         lateral_cut = (((float(side), 0.0, 0.0), side * head[0] + 6.0),)
         prims: list[Primitive] = [
-            Ellipsoid("ilium_cortex", (side * 86.0, -8.0, -22.0), (30.0, 32.0, 36.0), EYE, lateral_cut),
-            Ellipsoid("ilium_marrow", (side * 86.0, -8.0, -22.0), (28.0, 30.0, 34.0), EYE, lateral_cut),
+            Ellipsoid(
+                "ilium_cortex", (side * 86.0, -8.0, -22.0), (30.0, 32.0, 36.0), EYE, lateral_cut
+            ),
+            Ellipsoid(
+                "ilium_marrow", (side * 86.0, -8.0, -22.0), (28.0, 30.0, 34.0), EYE, lateral_cut
+            ),
         ]
-        prims += capsule_pair("ilium", (side * 100.0, 22.0, 10.0), (side * 88.0, -2.0, -18.0), 17.0, c)
-        prims += capsule_pair("ilium", (side * 80.0, -30.0, -42.0), (side * 6.0, -72.0, -48.0), 10.0, c)
-        prims += capsule_pair("ilium", (side * 86.0, 4.0, -45.0), (side * 60.0, 30.0, -78.0), 14.0, c)
+        prims += capsule_pair(
+            "ilium", (side * 100.0, 22.0, 10.0), (side * 88.0, -2.0, -18.0), 17.0, c
+        )
+        prims += capsule_pair(
+            "ilium", (side * 80.0, -30.0, -42.0), (side * 6.0, -72.0, -48.0), 10.0, c
+        )
+        prims += capsule_pair(
+            "ilium", (side * 86.0, 4.0, -45.0), (side * 60.0, 30.0, -78.0), 14.0, c
+        )
         prims.append(Ellipsoid("cartilage", head, (27.0, 27.0, 27.0)))
         r = self.femoral_head_radius_mm
         prims += ellipsoid_pair("femur", head, (r, r, r), EYE, c)

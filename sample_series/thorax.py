@@ -49,7 +49,7 @@ class ThoraxModel:
     sternum_centre_y: float = -103.0
     aorta_xy: tuple[float, float] = (24.0, 20.0)
     aorta_radius_mm: float = 12.0
-    lung_margin_mm: float = 9.0  # rib-cage centre line to the pleura
+    lung_margin_mm: float = 6.5  # rib-cage centre line to the pleura (2.5 mm inside the ribs)
     diaphragm_rim_z: float = -115.0
     diaphragm_top_z: float = -55.0
 
@@ -179,11 +179,21 @@ class ThoraxModel:
         ]
         prims += prism_pair("vertebra", (0.0, y), self.vb_semi, z - h, z + h, c)
         for side in (LEFT, RIGHT):
-            prims += capsule_pair("vertebra", (side * 11, y + 11, z + 3), (side * 13, 74, z + 3), 4.5, c)
-            prims += capsule_pair("vertebra", (side * 13, 77, z + 3), (side * 38, 86, z + 5), 6.0, c)
+            prims += capsule_pair(
+                "vertebra", (side * 11, y + 11, z + 3), (side * 13, 74, z + 3), 4.5, c
+            )
+            prims += capsule_pair(
+                "vertebra", (side * 13, 77, z + 4), (side * 38, 86, z + 4), 7.0, c
+            )
             lamina_axes = orthonormal_frame((-side * 13.0, 10.0, 0.0), (0.0, 0.0, 1.0))
-            prims += ellipsoid_pair("vertebra", (side * 7.0, 83.0, z), (10.0, 9.0, 3.5), lamina_axes, c)
-        prims += capsule_pair("vertebra", (0.0, 86.0, z), (0.0, 110.0, z - 20.0), 4.5, c)
+            # laminae of successive levels overlap like roof tiles, as in the thoracic spine
+            prims += ellipsoid_pair(
+                "vertebra", (side * 6.0, 83.0, z - 2.0), (12.0, 14.5, 3.5), lamina_axes, c
+            )
+        spinous_axes = orthonormal_frame((0.0, 24.0, -20.0), (0.0, 0.0, 1.0))
+        prims += ellipsoid_pair(
+            "vertebra", (0.0, 98.0, z - 10.0), (16.5, 7.0, 4.0), spinous_axes, c
+        )
         return prims
 
     def _sternum(self) -> list[Primitive]:
