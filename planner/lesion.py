@@ -60,9 +60,13 @@ def _ellipsoid(radius_mm: float, spacing_kji: tuple[float, float, float]) -> npt
     return np.asarray(dist2 <= radius_mm**2)
 
 
-def _median(hu: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
+def _median(
+    hu: npt.NDArray[np.int16], spacing: tuple[float, float, float]
+) -> npt.NDArray[np.float32]:
     image = sitk.GetImageFromArray(np.ascontiguousarray(hu))
-    filtered = sitk.Median(image, [MEDIAN_RADIUS_VOXELS] * 3)
+    # Thick slices are too far apart to share a neighbourhood: filter those in-plane only.
+    z_radius = MEDIAN_RADIUS_VOXELS if spacing[0] <= 2.0 * max(spacing[1:]) else 0
+    filtered = sitk.Median(image, [MEDIAN_RADIUS_VOXELS, MEDIAN_RADIUS_VOXELS, z_radius])
     return sitk.GetArrayFromImage(filtered).astype(np.float32)
 
 
@@ -108,7 +112,7 @@ def _open_around_seed(
     reach = ndimage.distance_transform_edt(~keep, sampling=spacing)
     # The opening shaves the partial-volume rim against bone; that rim is given back.
     opened = reach <= radius + 0.5 * min(spacing)
-    rim = partial & (reach <= radius + PARTIAL_VOLUME_REACH * max(spacing))
+    rim = partial & (reach <= radius + PARTIAL_VOLUME_REACH * max(spacing[1:]))
     return np.asarray(component & (opened | rim))
 
 
@@ -147,7 +151,7 @@ def segment_lesion(
     box = tuple(slice(a, b) for a, b in zip(lo_idx, hi_idx, strict=True))
     # Median, not Gaussian: it quiets the noise enough to tell a lesion from muscle 10 HU
     # denser without smearing cortical bone into the lesion's edge.
-    smooth = _median(volume.hu[box])
+    smooth = _median(volume.hu[box], spacing)
     local_seed = tuple(s - a for s, a in zip(seed, lo_idx, strict=True))
 
     grid = np.ogrid[tuple(slice(0, n) for n in smooth.shape)]
@@ -172,7 +176,7 @@ def segment_lesion(
     # Lesion voxels against bone read denser (partial volume): next to bone, accept up to the
     # lesion/bone midpoint.
     # Smoothing would spread the bone into them, so they are judged on the raw HU.
-    near_bone = anatomy.distance_mm["bone"][box] <= PARTIAL_VOLUME_REACH * max(spacing)
+    near_bone = anatomy.distance_mm["bone"][box] <= PARTIAL_VOLUME_REACH * max(spacing[1:])
     raw = volume.hu[box]
     partial = near_bone & (raw >= lo) & (raw <= (seed_hu + BONE_PARTIAL_HU) / 2)
     candidate = (((smooth >= lo) & (smooth <= hi)) | partial) & in_sphere & anatomy.body[box]

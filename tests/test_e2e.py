@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pydicom
@@ -16,12 +15,13 @@ from sample_series.phantom import build_case, write_case
 
 pytestmark = pytest.mark.e2e
 
-CASE = "rib_lateral_decubitus"
+CASE = "rib_lateral_small"
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory):
-    case = build_case(CASE)
+    # Full size (512 x 512 x 150, 0.8 mm): the 2 mm tolerance is below one voxel of the small build.
+    case = build_case(CASE, full_size=True)
     folder = write_case(case, tmp_path_factory.mktemp("samples"))
     return case, folder
 

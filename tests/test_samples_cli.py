@@ -58,3 +58,11 @@ def test_build_rejects_unknown_case(tmp_path, capsys: pytest.CaptureFixture[str]
     assert _run(["samples", "build", "no_such_case", "--out", str(tmp_path)]) == 2
     assert "unknown case" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_unknown_case_name_raises_a_lookup_error() -> None:
+    from sample_series.errors import UnknownCase
+    from sample_series.phantom import build_case
+
+    with pytest.raises(UnknownCase, match="known cases: rib_lateral_small"):
+        build_case("no_such_case")
