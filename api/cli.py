@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sample_series import cli as samples_cli
+import sample_series.cli as samples_cli
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -18,22 +18,39 @@ Vec3 = tuple[float, float, float]
 
 
 class PlanCreate(BaseModel):
-    """Seed the lesion in LPS mm, or by voxel (column, row, slice) of the position-sorted volume."""
+    """Seed the lesion in LPS mm, or by voxel (column, row, slice) of the position-sorted volume;
+    or, in manual mode, give its centre and your own length and width (or their endpoints)."""
 
     seed_lps_mm: Vec3 | None = None
     seed_voxel: tuple[int, int, int] | None = None
+    center_lps_mm: Vec3 | None = Field(None, description="Manual mode: lesion centre")
+    length_mm: float | None = Field(None, gt=0, le=500, description="Manual mode: length L")
+    width_mm: float | None = Field(None, gt=0, le=500, description="Manual mode: width W")
+    length_endpoints_lps_mm: tuple[Vec3, Vec3] | None = None
+    width_endpoints_lps_mm: tuple[Vec3, Vec3] | None = None
     patient_position: Literal[PATIENT_POSITIONS] | None = Field(  # type: ignore[valid-type]
         None, description="Overrides the series' PatientPosition (the table side)"
     )
-    target_mode: TargetMode = TargetMode.INTRATUMORAL
+    target_mode: TargetMode = Field(
+        TargetMode.PERIOSTEAL,
+        description="periosteal: tumour-periosteum junction (default); intratumoral: centre",
+    )
     site: Site | None = Field(None, description="Overrides the steroid's spine-proximity rule")
     search_radius_mm: float | None = Field(None, gt=5, le=150)
     hu_window: tuple[float, float] | None = Field(None, description="HU range of the lesion")
 
     @model_validator(mode="after")
     def _one_seed(self) -> PlanCreate:
-        if (self.seed_lps_mm is None) == (self.seed_voxel is None):
-            raise ValueError("give exactly one of seed_lps_mm or seed_voxel")
+        given = [self.seed_lps_mm, self.seed_voxel, self.center_lps_mm]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError(
+                "give exactly one of seed_lps_mm, seed_voxel or (manual mode) center_lps_mm"
+            )
+        if self.center_lps_mm is not None:
+            if self.length_mm is None and self.length_endpoints_lps_mm is None:
+                raise ValueError("manual mode needs length_mm or length_endpoints_lps_mm")
+            if self.width_mm is None and self.width_endpoints_lps_mm is None:
+                raise ValueError("manual mode needs width_mm or width_endpoints_lps_mm")
         if self.seed_lps_mm is not None and not all(math.isfinite(v) for v in self.seed_lps_mm):
             raise ValueError("seed_lps_mm must be finite numbers")
         if self.hu_window is not None and self.hu_window[0] >= self.hu_window[1]:
@@ -70,8 +87,8 @@ class LesionOut(BaseModel):
     length_uncertainty_mm: float
     width_uncertainty_mm: float
     caliper_volume_ml: float
-    voxel_volume_ml: float
-    hu_window: tuple[float, float]
+    voxel_volume_ml: float | None
+    hu_window: tuple[float, float] | None
 
 
 class DoseOut(BaseModel):

@@ -41,6 +41,7 @@ from dicom_node.sr import build_measurement_sr
 from dicom_node.storage import Storage
 from planner.anatomy import Anatomy, segment_anatomy
 from planner.errors import InvalidSeed, InvalidSeries
+from planner.manual import ManualMeasurement
 from planner.overlay import render_overlays
 from planner.plan import Plan, PlanRequest, make_plan
 from planner.rules import PlanningRules
@@ -105,6 +106,7 @@ class PlanningService:
 
     def create_plan(self, series_uid: str, body: PlanCreate) -> PlanOut:
         datasets, volume, anatomy = self._prepared(series_uid)
+        seed: tuple[float, float, float] | None = body.seed_lps_mm
         if body.seed_voxel is not None:
             i, j, k = body.seed_voxel
             if not volume.geometry.contains_kji((k, j, i)):
@@ -115,11 +117,20 @@ class PlanningService:
                 )
             p = volume.geometry.index_to_lps(np.asarray([i, j, k], dtype=float))
             seed = (float(p[0]), float(p[1]), float(p[2]))
-        else:
-            assert body.seed_lps_mm is not None
-            seed = body.seed_lps_mm
+        manual = (
+            ManualMeasurement(
+                center_lps_mm=body.center_lps_mm,
+                length_mm=body.length_mm,
+                width_mm=body.width_mm,
+                length_endpoints_lps_mm=body.length_endpoints_lps_mm,
+                width_endpoints_lps_mm=body.width_endpoints_lps_mm,
+            )
+            if body.center_lps_mm is not None
+            else None
+        )
         request = PlanRequest(
             seed_lps_mm=seed,
+            manual=manual,
             patient_position=body.patient_position,
             target_mode=body.target_mode,
             site=body.site,

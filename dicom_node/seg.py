@@ -101,7 +101,11 @@ def build_lesion_seg(
         family=ALGORITHM_FAMILY,
         parameters={
             "seed_lps_mm": " ".join(f"{v:.1f}" for v in lesion.seed_lps_mm),
-            "hu_window": " ".join(f"{v:.0f}" for v in lesion.hu_window),
+            "hu_window": (
+                " ".join(f"{v:.0f}" for v in lesion.hu_window)
+                if lesion.hu_window is not None
+                else "none: manual caliper values, lesion modelled as a ball of the width"
+            ),
         },
     )
     segment = hd.seg.SegmentDescription(

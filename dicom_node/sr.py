@@ -64,13 +64,15 @@ def _measurements(plan: Plan) -> list[hd.sr.Measurement]:
     def num(name: Code, value: float, unit: Code, method: Code | None = None) -> hd.sr.Measurement:
         return hd.sr.Measurement(name=name, value=round(float(value), 3), unit=unit, method=method)
 
-    return [
+    out = [
         num(LENGTH, m.length_mm, MM),
         num(WIDTH, m.width_mm, MM),
         num(VOLUME, d.caliper_volume_ml, ML, CALIPER_VOLUME_METHOD),
-        num(VOLUME, m.voxel_volume_ml, ML, SUM_OF_VOXELS),
-        num(ANAESTHETIC_VOLUME, d.anaesthetic_ml, ML),
     ]
+    if m.voxel_volume_ml is not None:  # None in manual mode: nothing was segmented
+        out.append(num(VOLUME, m.voxel_volume_ml, ML, SUM_OF_VOXELS))
+    out.append(num(ANAESTHETIC_VOLUME, d.anaesthetic_ml, ML))
+    return out
 
 
 def _lesion_group(

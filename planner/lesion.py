@@ -39,7 +39,7 @@ class LesionMask:
     mask: npt.NDArray[np.bool_]
     offset_kji: tuple[int, int, int]
     seed_lps_mm: tuple[float, float, float]
-    hu_window: tuple[float, float]
+    hu_window: tuple[float, float] | None  # None when the lesion was not segmented
     touches_search_limit: bool
 
     def full_mask(self, shape: tuple[int, int, int]) -> npt.NDArray[np.bool_]:

@@ -33,7 +33,7 @@ class Measurement:
     width_endpoints_lps_mm: tuple[Point, Point]
     length_uncertainty_mm: float
     width_uncertainty_mm: float
-    voxel_volume_ml: float
+    voxel_volume_ml: float | None  # None in manual mode
     center_lps_mm: Point
 
 

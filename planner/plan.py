@@ -18,6 +18,7 @@ from planner.anatomy import Anatomy
 from planner.dosing import DoseCard, Site, dose_card
 from planner.errors import InvalidSeed
 from planner.lesion import LesionMask, segment_lesion
+from planner.manual import ManualMeasurement, manual_lesion
 from planner.measure import Measurement, measure_lesion
 from planner.rules import PlanningRules
 from planner.target import TargetMode, choose_targets
@@ -39,7 +40,10 @@ def software_version() -> str:
 
 @dataclass(frozen=True)
 class PlanRequest:
-    seed_lps_mm: Point
+    """A seed to segment from, or (manual mode) the radiologist's own measurement."""
+
+    seed_lps_mm: Point | None = None
+    manual: ManualMeasurement | None = None
     patient_position: str | None = None
     target_mode: TargetMode = TargetMode.PERIOSTEAL
     site: Site | None = None
@@ -129,19 +133,24 @@ def _select_needles(
 def make_plan(
     volume: CTVolume, anatomy: Anatomy, request: PlanRequest, rules: PlanningRules
 ) -> Plan:
-    """Segment, measure, dose and plan the needle path for one seeded lesion."""
+    """Segment (or take the manual measurement), dose and plan the needle paths."""
     position = request.patient_position or volume.patient_position
     if position not in UP_LPS:
         raise InvalidSeed(f"patient position {position!r} is not one of {', '.join(UP_LPS)}")
-    lesion = segment_lesion(
-        volume,
-        anatomy,
-        request.seed_lps_mm,
-        rules.segmentation,
-        search_radius_mm=request.search_radius_mm,
-        hu_window=request.hu_window,
-    )
-    measurement = measure_lesion(lesion, volume.geometry)
+    if request.manual is not None:
+        lesion, measurement = manual_lesion(request.manual, volume.geometry)
+    elif request.seed_lps_mm is not None:
+        lesion = segment_lesion(
+            volume,
+            anatomy,
+            request.seed_lps_mm,
+            rules.segmentation,
+            search_radius_mm=request.search_radius_mm,
+            hu_window=request.hu_window,
+        )
+        measurement = measure_lesion(lesion, volume.geometry)
+    else:
+        raise InvalidSeed("give a seed point in the lesion, or the lesion's centre and size")
     dose = dose_card(
         measurement.length_mm,
         measurement.width_mm,

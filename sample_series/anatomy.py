@@ -19,7 +19,7 @@ import numpy as np
 from sample_series.geometry import PatientPosition, down_direction
 from sample_series.lesion import LesionShape
 from sample_series.pelvis import PelvisModel
-from sample_series.shapes import Array, Ellipsoid, FloatArray, Primitive
+from sample_series.shapes import Array, Ellipsoid, FloatArray, Primitive, paint_mask
 from sample_series.thorax import ThoraxModel
 
 
@@ -60,8 +60,6 @@ class CTTable(Primitive):
         return lo, hi
 
     def paint(self, out: np.ndarray, x: Array, y: Array, z: Array) -> None:
-        from sample_series.shapes import paint_mask
-
         dx, dy = self.down_xy
         h = x * dx + y * dy
         q = y * dx - x * dy

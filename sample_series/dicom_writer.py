@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import DSfloat
 
 from sample_series.geometry import GridGeometry
@@ -137,7 +137,7 @@ def build_datasets(
     out = []
     for number, k in enumerate(order, start=1):
         ds = copy.deepcopy(template)  # no element may be shared between slices
-        sop_uid = ident.uid(ident.size_tag, "instance", str(k))
+        sop_uid = UID(ident.uid(ident.size_tag, "instance", str(k)))
         ds.SOPInstanceUID = sop_uid
         ds.InstanceNumber = number
         ds.ContentTime = f"0932{number // 100 % 60:02d}.{number % 100:02d}"
@@ -150,7 +150,7 @@ def build_datasets(
         )
         ds["PixelData"].VR = "OW"
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+        meta.MediaStorageSOPClassUID = UID(CT_IMAGE_STORAGE)
         meta.MediaStorageSOPInstanceUID = sop_uid
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.file_meta = meta

@@ -172,11 +172,12 @@ class PelvisModel:
             p_bif, p_ext, p_fem = (
                 (8.0, 12.0, 132.0),
                 (side * 45.0, 2.0, 70.0),
-                (side * 80.0, -48.0, -20.0),
+                (side * 80.0, -36.0, -20.0),
             )
             prims.append(Capsule("artery", p_bif, p_ext, 6.5))
             prims.append(Capsule("artery", p_ext, p_fem, 5.5))
-            prims.append(Capsule("artery", p_fem, (side * 100.0, -30.0, -420.0), 5.0))
+            # the femoral artery runs about 2 cm under the skin of the anterior thigh
+            prims.append(Capsule("artery", p_fem, (side * 95.0, -5.0, -420.0), 5.0))
         return prims
 
     def _lumbar(self, z: float) -> list[Primitive]:

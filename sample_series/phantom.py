@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 
 from sample_series.anatomy import BodyRegion, PatientModel, build_patient_model, with_lesion
 from sample_series.dicom_writer import RESCALE_INTERCEPT, SeriesIdentity, build_datasets
+from sample_series.errors import UnknownCase
 from sample_series.geometry import GridGeometry, axial_grid
 from sample_series.raster import rasterize
 from sample_series.spec import CaseSpec, ScanSpec
@@ -56,8 +57,8 @@ def resolve_spec(name_or_spec: str | CaseSpec) -> CaseSpec:
     try:
         return CASES[name_or_spec]
     except KeyError:
-        known = ", ".join(sorted(CASES))
-        raise KeyError(f"unknown sample case {name_or_spec!r}; known cases: {known}") from None
+        known = ", ".join(CASES)
+        raise UnknownCase(f"unknown sample case {name_or_spec!r}; known cases: {known}") from None
 
 
 def scan_grid(spec: CaseSpec, scan: ScanSpec, model: PatientModel) -> GridGeometry:

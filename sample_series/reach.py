@@ -123,7 +123,7 @@ def survey_paths(spec: CaseSpec, settings: SurveySettings = SurveySettings()) ->
     n = int(s.max_depth_mm / s.sample_mm) + 2
     depth = np.arange(n) * s.sample_mm
     steps = np.arange(n)[None, :]
-    passable = [LabelCode.SOFT_TISSUE, LabelCode.LESION]
+    passable: list[int] = [LabelCode.SOFT_TISSUE, LabelCode.LESION]
     if s.host_bone_margin_mm is not None:
         passable.append(HOST_NEAR_LESION)
     rows = np.arange(len(dirs))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,7 @@ import numpy.typing as npt
 from sample_series.tissues import TISSUE_ID
 
 FloatArray = npt.NDArray[np.float64]
-Array = npt.NDArray[np.generic]
+Array = npt.NDArray[Any]
 Vec3 = tuple[float, float, float]
 BIG_MM = 1.0e4
 
@@ -185,7 +186,7 @@ class Capsule(Primitive):
 
 
 def capsule_pair(
-    bone: str, p0: Sequence[float], p1: Sequence[float], radius_mm: float, cortex_mm: float
+    bone: str, p0: npt.ArrayLike, p1: npt.ArrayLike, radius_mm: float, cortex_mm: float
 ) -> list[Primitive]:
     """Cortex rod and the marrow rod inside it (painted in that order)."""
     a, b = _v3(p0), _v3(p1)
@@ -220,8 +221,8 @@ def prism_pair(
 
 def ellipsoid_pair(
     bone: str,
-    centre: Sequence[float],
-    semi_axes: Sequence[float],
+    centre: npt.ArrayLike,
+    semi_axes: npt.ArrayLike,
     axes: tuple[Vec3, Vec3, Vec3],
     cortex_mm: float,
 ) -> list[Primitive]:
@@ -233,7 +234,7 @@ def ellipsoid_pair(
     ]
 
 
-def orthonormal_frame(primary: Sequence[float], hint: Sequence[float]) -> tuple[Vec3, Vec3, Vec3]:
+def orthonormal_frame(primary: npt.ArrayLike, hint: npt.ArrayLike) -> tuple[Vec3, Vec3, Vec3]:
     """Right-handed unit axes: ``primary``, then ``hint`` made perpendicular, then their cross."""
     u = np.asarray(primary, dtype=np.float64)
     u = u / np.linalg.norm(u)
@@ -247,6 +248,6 @@ def orthonormal_frame(primary: Sequence[float], hint: Sequence[float]) -> tuple[
     return _v3(u), _v3(v), _v3(w)
 
 
-def _v3(v: Sequence[float] | FloatArray) -> Vec3:
+def _v3(v: npt.ArrayLike) -> Vec3:
     a = np.asarray(v, dtype=np.float64).reshape(3)
     return (float(a[0]), float(a[1]), float(a[2]))

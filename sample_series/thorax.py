@@ -8,7 +8,6 @@ and landmark helpers the catalogue uses to place lesions in named bones.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -202,9 +201,3 @@ class ThoraxModel:
         return prism_pair("sternum", (0.0, y), (25.0, 8.0), 75.0, 112.0, c) + prism_pair(
             "sternum", (0.0, y), (16.0, 7.0), -45.0, 75.0, c
         )
-
-
-def rib_angle_deg(model: ThoraxModel, side: int, rib: int, s: float) -> float:
-    """Slope of a rib below the axial plane at ``s`` (degrees), for descriptions."""
-    _, tangent, _ = model.rib_point(side, rib, s)
-    return math.degrees(math.asin(-tangent[2]))

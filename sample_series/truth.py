@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from sample_series.anatomy import PatientModel, build_patient_model
 from sample_series.geometry import GridGeometry, down_direction, lps_box_grid, up_direction
-from sample_series.lesion import LesionShape, Lobe
+from sample_series.lesion import LesionShape, Lobe, surface_points
 from sample_series.raster import rasterize
 from sample_series.spec import CaseSpec
 from sample_series.tissues import SPINE_GROUPS, LabelCode, group_mask_lut, tissues
@@ -143,47 +143,48 @@ class LesionSurroundings:
 def lesion_surroundings(
     model: PatientModel, shape: LesionShape, step_mm: float, reach_mm: float
 ) -> LesionSurroundings:
-    """What the lesion replaced and how far it is from the spine, on a fine LPS grid of the
-    anatomy *without* the lesion (grid-independent; accurate to about one ``step_mm``)."""
+    """What the lesion replaced and how far it is from the spine, from the anatomy *without*
+    the lesion painted on an LPS grid of ``step_mm`` (grid-independent; the distance is that
+    between the exact lesion surface and the spine's boundary voxels, good to ~``step_mm``).
+    Beyond ``reach_mm`` the spine is searched on a coarse 4 mm grid."""
     lo, hi = shape.bounds()
-    for margin, step in ((reach_mm, step_mm), (200.0, 4.0)):
-        grid = lps_box_grid(lo - margin, hi + margin, step)
-        ids = rasterize(model.primitives, grid)
-        pts = _grid_points(grid)
-        in_lesion = shape.contains(pts).reshape(ids.shape)
-        if margin == reach_mm:
-            groups = [t.group for t in tissues()]
-            counts: dict[str, int] = {}
-            for tid, n in zip(*np.unique(ids[in_lesion], return_counts=True), strict=True):
-                counts[groups[tid]] = counts.get(groups[tid], 0) + int(n)
-            total = max(sum(counts.values()), 1)
-            fractions = tuple(
-                sorted(((g, n / total) for g, n in counts.items()), key=lambda x: -x[1])
-            )
-        spine = group_mask_lut(SPINE_GROUPS)[ids]
-        if np.any(spine & in_lesion):
-            return LesionSurroundings(0.0, fractions)
+    grid = lps_box_grid(lo - reach_mm, hi + reach_mm, step_mm)
+    ids = rasterize(model.primitives, grid)
+    # lesion membership only where the lesion can be: its bounding block
+    k0, j0, i0 = np.floor(grid.lps_to_kji(lo)).astype(int)
+    k1, j1, i1 = np.ceil(grid.lps_to_kji(hi)).astype(int) + 1
+    block = (slice(k0, k1), slice(j0, j1), slice(i0, i1))
+    kk, jj, ii = np.meshgrid(*(np.arange(s.start, s.stop) for s in block), indexing="ij")
+    inside = shape.contains(grid.index_to_lps(np.stack([ii, jj, kk], axis=-1)))
+    under = ids[block][inside]
+    groups = [t.group for t in tissues()]
+    counts: dict[str, int] = {}
+    for tid, n in zip(*np.unique(under, return_counts=True), strict=True):
+        counts[groups[tid]] = counts.get(groups[tid], 0) + int(n)
+    total = max(sum(counts.values()), 1)
+    fractions = tuple(sorted(((g, n / total) for g, n in counts.items()), key=lambda x: -x[1]))
+    spine_lut = group_mask_lut(SPINE_GROUPS)
+    if spine_lut[under].any():
+        return LesionSurroundings(0.0, fractions)
+    surface = surface_points(shape, per_lobe=1500)
+    for g, labels in ((grid, ids), (None, None)):
+        if g is None:  # nothing of the spine within reach: look further, coarsely
+            g = lps_box_grid(lo - 200.0, hi + 200.0, 4.0)
+            labels = rasterize(model.primitives, g)
+        spine = spine_lut[labels]
         if spine.any():
-            dist = _min_distance(_boundary_points(spine, pts), _boundary_points(in_lesion, pts))
-            return LesionSurroundings(dist, fractions)
+            return LesionSurroundings(_min_distance(_boundary_points(spine, g), surface), fractions)
     return LesionSurroundings(float("inf"), fractions)
 
 
-def _grid_points(grid: GridGeometry) -> npt.NDArray[np.float64]:
-    nk, nj, ni = grid.shape
-    k, j, i = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
-    return grid.index_to_lps(np.stack([i, j, k], axis=-1).reshape(-1, 3))
-
-
-def _boundary_points(
-    mask: npt.NDArray[np.bool_], pts: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
+def _boundary_points(mask: npt.NDArray[np.bool_], grid: GridGeometry) -> npt.NDArray[np.float64]:
+    """LPS centres of mask voxels with a 6-neighbour outside the mask."""
     padded = np.pad(mask, 1)
     interior = mask.copy()
     for axis in range(3):
         for shift in (1, -1):
             interior &= np.roll(padded, shift, axis=axis)[1:-1, 1:-1, 1:-1]
-    return pts[(mask & ~interior).reshape(-1)]
+    return grid.kji_to_lps(np.argwhere(mask & ~interior))
 
 
 def _min_distance(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
