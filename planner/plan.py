@@ -26,7 +26,7 @@ from planner.trajectory import UP_LPS, NeedlePath, TrajectoryResult, plan_trajec
 from planner.volume import CTVolume
 
 Point = tuple[float, float, float]
-TARGET_CANDIDATES = 3
+TARGET_CANDIDATES = 5
 # Two needles in one session keep at least this distance between their shafts.
 MIN_NEEDLE_GAP_MM = 5.0
 

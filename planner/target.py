@@ -19,8 +19,10 @@ from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
+from scipy.spatial import cKDTree
 
 from planner.anatomy import Anatomy
+from planner.geometry import VolumeGeometry
 from planner.lesion import LesionMask
 from planner.volume import CTVolume
 
@@ -30,6 +32,8 @@ JUNCTION_MM = 1.5
 # How strongly "nearer the spinal canal" (upstream) counts against "facing up" (approach).
 UPSTREAM_WEIGHT = 0.5
 MIN_TARGET_SEPARATION_MM = 6.0
+# A lesion enclosed in bone is targeted on the bone surface within this distance of it.
+PERIOSTEUM_SEARCH_MM = 20.0
 
 
 class TargetMode(StrEnum):
@@ -68,6 +72,41 @@ def _on_slices(volume: CTVolume, kji: npt.NDArray[np.float64]) -> npt.NDArray[np
     return snapped
 
 
+def _soft_tissue_near_bone(
+    anatomy: Anatomy, cells: npt.NDArray[np.intp], touching_mm: float
+) -> npt.NDArray[np.float64]:
+    """The cells that are soft tissue (not bone, air or canal) within touching_mm of bone."""
+    k, j, i = cells[:, 0], cells[:, 1], cells[:, 2]
+    keep = anatomy.distance_mm["bone"][k, j, i] <= touching_mm
+    keep &= ~anatomy.bone[k, j, i] & ~anatomy.air[k, j, i] & ~anatomy.canal[k, j, i]
+    keep &= anatomy.body[k, j, i]
+    return cells[keep].astype(np.float64)
+
+
+def _periosteum_near(
+    anatomy: Anatomy,
+    lesion: LesionMask,
+    touching_mm: float,
+    reach_mm: float,
+    geo: VolumeGeometry,
+) -> npt.NDArray[np.float64]:
+    """Soft tissue on the bone surface within reach_mm of the lesion."""
+    spacing = np.asarray(geo.spacing_kji_mm())
+    pad = np.ceil(reach_mm / spacing).astype(int)
+    lo = np.maximum(np.asarray(lesion.offset_kji) - pad, 0)
+    hi = np.minimum(np.asarray(lesion.offset_kji) + lesion.mask.shape + pad, geo.shape)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)], indexing="ij"),
+        axis=-1,
+    ).reshape(-1, 3)
+    near = _soft_tissue_near_bone(anatomy, grid, touching_mm)
+    if near.size == 0:
+        return near
+    lesion_pts = geo.kji_to_lps(lesion.points_kji())
+    dist, _ = cKDTree(lesion_pts).query(geo.kji_to_lps(near), k=1)
+    return near[dist <= reach_mm]
+
+
 def choose_targets(
     volume: CTVolume,
     anatomy: Anatomy,
@@ -89,12 +128,15 @@ def choose_targets(
         p = geo.kji_to_lps(kji) if inside else centre
         return (TargetPoint(_point(p), "lesion centre (intratumoral)"),), ()
 
-    cells = lesion_kji.astype(np.intp)
-    bone_mm = anatomy.distance_mm["bone"][cells[:, 0], cells[:, 1], cells[:, 2]]
     # Face neighbours of bone, whatever the grid: the nearest bone voxel is one step away.
-    junction = lesion_kji[bone_mm <= max(JUNCTION_MM, 1.01 * max(geo.spacing_mm))]
+    touching = max(JUNCTION_MM, 1.01 * max(geo.spacing_mm))
+    junction = _soft_tissue_near_bone(anatomy, lesion_kji.astype(np.intp), touching)
     kind = "tumour-periosteum junction"
     warnings: list[str] = []
+    if junction.size == 0:
+        # A lesion enclosed in bone: aim at the bone surface nearest to it.
+        junction = _periosteum_near(anatomy, lesion, touching, PERIOSTEUM_SEARCH_MM, geo)
+        kind = "bone surface nearest the lesion"
     if junction.size == 0:
         warnings.append(
             "the lesion does not touch bone: peritumoral periosteal target not possible, "
@@ -114,6 +156,9 @@ def choose_targets(
         if float(canal_mm.min()) < 40.0:  # capped maps: only a near spine ranks upstream
             score -= UPSTREAM_WEIGHT * canal_mm / radius
     order = np.argsort(-score)
-    chosen = spread_points(pts, order, count, MIN_TARGET_SEPARATION_MM)
+    # Spread the candidates around the lesion: if the preferred side has no safe path, the
+    # search still sees the other sides.
+    separation = max(MIN_TARGET_SEPARATION_MM, radius / 2.0)
+    chosen = spread_points(pts, order, count, separation)
     snapped = geo.kji_to_lps(_on_slices(volume, junction[chosen]))
     return tuple(TargetPoint(_point(p), kind) for p in snapped), tuple(warnings)
