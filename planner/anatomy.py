@@ -190,7 +190,10 @@ def skin_with_normals(
     interior[:, :, :-1] &= body[:, :, 1:]
     skin = np.argwhere(body & ~interior).astype(np.int32)
     r = np.maximum(1, np.round(SKIN_NORMAL_RADIUS_MM / spacing)).astype(int)
-    grid = np.mgrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1].reshape(3, -1).T
+    # A sparse lattice of offsets (about 2 per radius and axis) is enough for a direction.
+    step = np.maximum(1, (r + 1) // 2)
+    axes = [np.arange(-r[d], r[d] + 1, step[d]) for d in range(3)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     offsets = grid[((grid * spacing) ** 2).sum(axis=1) <= SKIN_NORMAL_RADIUS_MM**2]
     inward = np.zeros((len(skin), 3), dtype=np.float64)
     shape = np.asarray(body.shape)

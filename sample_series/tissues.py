@@ -68,7 +68,7 @@ _TISSUES: tuple[Tissue, ...] = (
     Tissue("sacrum_marrow", 230.0, LabelCode.BONE, "sacrum"),
     Tissue("femur_cortex", 1200.0, LabelCode.BONE, "femur"),
     Tissue("femur_marrow", 200.0, LabelCode.BONE, "femur"),
-    Tissue("femur_medulla", 40.0, LabelCode.BONE, "femur"),
+    Tissue("femur_medulla", -60.0, LabelCode.BONE, "femur"),  # adult yellow (fatty) marrow
     Tissue("lesion", 40.0, LabelCode.LESION, "lesion"),
 )
 
