@@ -16,7 +16,7 @@ serve: $(STAMP)
 	$(VENV)/bin/ctplan serve
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check planner dicom_node api sample_series tests
+	$(VENV)/bin/ruff check planner dicom_node api sample_series tests bench
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)

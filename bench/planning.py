@@ -43,9 +43,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per stage (median)")
     args = parser.parse_args()
 
-    spec = dataclasses.replace(
-        CASES[args.case], full=ScanSpec(512, 512, 0.8, args.slices, 1.0)
-    )
+    spec = dataclasses.replace(CASES[args.case], full=ScanSpec(512, 512, 0.8, args.slices, 1.0))
     t0 = time.perf_counter()
     case = build_case(spec, full_size=True)
     print(f"phantom {args.case} 512x512x{args.slices} built in {time.perf_counter() - t0:.1f} s")

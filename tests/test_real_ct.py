@@ -21,8 +21,12 @@ from planner.plan import PlanRequest, make_plan
 from planner.rules import PlanningRules
 from planner.volume import CTVolume, load_volume
 
-SERIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-ct" / (
-    "lung-pet-ct-dx-A0001-chest-5mm"
+SERIES = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "real-ct"
+    / ("lung-pet-ct-dx-A0001-chest-5mm")
 )
 TUMOUR_SEED = (40.0, 205.0, -209.0)
 # TCIA's per-slice boxes around the tumour, across all slices (README of the data).
