@@ -1,7 +1,8 @@
-"""``ctplan samples``: list the sample cases and build them to disk.
+"""``ctplan samples``: list the sample cases and build them to disk; ``ctplan replay``.
 
-``register(subparsers)`` adds the ``samples`` command to the main argparse CLI; every parser
-it adds sets ``func``, a handler taking the parsed namespace and returning an exit code.
+``register(subparsers)`` adds the ``samples`` and ``replay`` commands (the latter from
+:mod:`sample_series.replay`) to the main argparse CLI; every parser it adds sets ``func``, a
+handler taking the parsed namespace and returning an exit code.
 Standalone: ``python -m sample_series.cli samples list``.
 """
 
@@ -16,13 +17,15 @@ from typing import Any
 
 from sample_series.catalogue import CASES
 from sample_series.phantom import build_case, write_case
+from sample_series.replay import register_replay
 from sample_series.truth import anaesthetic_tier, borderline_check, caliper_volume_ml
 
 DEFAULT_OUT = Path("build/samples")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``samples list`` and ``samples build`` to an argparse subparsers object."""
+    """Add ``samples list``, ``samples build`` and ``replay`` to an argparse subparsers object;
+    return the ``samples`` parser."""
     parser = subparsers.add_parser(
         "samples",
         help="synthetic CT phantoms with exact ground truth",
@@ -59,6 +62,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="512 x 512 x 150 at 0.8 mm instead of the small test grid",
     )
     builder.set_defaults(func=cmd_build)
+    register_replay(subparsers)
     return parser
 
 

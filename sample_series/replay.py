@@ -16,29 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sample_series.catalogue import CASES
-from sample_series.phantom import build_case, load_labels, load_truth, write_case
-from sample_series.replay_checks import Check, Stage, Tolerances, evaluate
-from sample_series.replay_client import (
-    SeriesFiles,
-    ServiceAddress,
-    ServiceClient,
-    ServiceUnreachable,
-    find_series,
-)
-from sample_series.replay_report import (
-    CaseResult,
-    format_table,
-    unreachable_result,
-    write_json,
-    write_junit,
-)
+from sample_series.replay_checks import Tolerances
+from sample_series.replay_client import ServiceAddress, ServiceClient, ServiceUnreachable
+from sample_series.replay_report import format_table, unreachable_result, write_json, write_junit
+from sample_series.replay_run import CaseInput, RunOptions, run_cases, run_folders
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 CASE_FILES = ("truth.json", "labels.npz", "dicom")
@@ -46,12 +31,6 @@ CASE_FILES = ("truth.json", "labels.npz", "dicom")
 
 class InputError(ValueError):
     """An input that is neither a case folder, a DICOM folder nor a case name."""
-
-
-@dataclass(frozen=True)
-class CaseInput:
-    name: str
-    folder: Path | None  # None: build the named case first
 
 
 def _env(name: str, default: str) -> str:
@@ -68,10 +47,26 @@ def _connect_host(bind: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind, bind)
 
 
+DESCRIPTION = """\
+Replay sample cases through a running `ctplan serve` and check every figure of its plans
+against the ground truth. For each case folder (as written by `ctplan samples build --out
+DIR`: DIR/<case>/dicom/*.dcm, truth.json, labels.npz) or case name (built on the fly):
+C-STORE the series on one association, wait until GET /series/{uid} says complete, POST a
+plan from the truth's seed, compare. Prints one row per case; --json and --junit write
+reports. With --no-check, any folders of DICOM files are only sent and their series' states
+printed."""
+
+
+def _default_http(host: str) -> str:
+    bracketed = f"[{host}]" if ":" in host else host
+    return f"http://{bracketed}:{_env_port('CTPLAN_HTTP_PORT', 8000)}"
+
+
 EPILOG = """\
 checks (stage: check):
   ingest:      every image stored (C-STORE), series complete within --timeout-s
-  measurement: |L - truth| and |W - truth| <= max(--tol-mm, --tol-voxels x largest spacing)
+  measurement: |L - truth| and |W - truth| <= max(--tol-mm, --tol-voxels x largest spacing);
+               the measured lesion centre within that tolerance of a true lesion voxel
   dosing:      anaesthetic tier and steroid as the truth (a truth-borderline case may give
                either tier if it names both), truth-borderline flagged, tier = rule(own volume)
   trajectory:  needles present iff the truth expects a path; per needle, walking the segment
@@ -91,11 +86,10 @@ exit codes: 0 all passed, 1 some check failed, 2 bad inputs, 3 service unreachab
 def register_replay(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``replay`` to an argparse subparsers object (the ``ctplan`` command's)."""
     host = _connect_host(_env("CTPLAN_HOST", "127.0.0.1"))
-    http_port = _env_port("CTPLAN_HTTP_PORT", 8000)
     p = subparsers.add_parser(
         "replay",
         help="QA: send sample cases to a running service and check its plans against truth",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -142,8 +136,8 @@ def register_replay(subparsers: Any) -> argparse.ArgumentParser:
     net.add_argument(
         "--http",
         metavar="URL",
-        help=f"base URL of the HTTP API (default http://<--host>:CTPLAN_HTTP_PORT, i.e. "
-        f"http://{host}:{http_port})",
+        help="base URL of the HTTP API (default http://<--host>:CTPLAN_HTTP_PORT, i.e. "
+        f"{_default_http(host)})",
     )
     net.add_argument(
         "--timeout-s",
@@ -159,7 +153,9 @@ def register_replay(subparsers: Any) -> argparse.ArgumentParser:
     )
     t = p.add_argument_group("tolerances")
     d = Tolerances()
-    t.add_argument("--tol-mm", type=float, default=d.tol_mm, help="L/W error floor in mm (%(default)s)")
+    t.add_argument(
+        "--tol-mm", type=float, default=d.tol_mm, help="L/W error floor in mm (%(default)s)"
+    )
     t.add_argument(
         "--tol-voxels",
         type=float,
@@ -227,123 +223,6 @@ def _folder_inputs(args: argparse.Namespace) -> list[Path]:
     return [Path(t) for t in args.inputs]
 
 
-def _series_result(
-    client: ServiceClient, name: str, source: str, series: SeriesFiles, timeout_s: float
-) -> tuple[CaseResult, bool]:
-    """Send one series and wait for it; (result, True when the series is complete)."""
-    start = time.monotonic()
-    sent = client.send(series, f"C-STORE {len(series.paths)} images")
-    stored = [r for r in sent if r.ok]
-    bad = [r for r in sent if not r.ok]
-    checks = [
-        Check(
-            "series stored",
-            Stage.INGEST,
-            not bad,
-            f"{len(stored)}/{len(sent)} images stored"
-            + (f"; first failure: {bad[0].detail}" if bad else ""),
-        )
-    ]
-    if not stored:
-        return CaseResult(name, source, series.series_uid, len(sent), tuple(checks)), False
-    state = client.wait_complete(series.series_uid, len(stored), timeout_s)
-    complete = state.state == "complete"
-    checks.append(
-        Check(
-            "series complete",
-            Stage.INGEST,
-            complete,
-            f"{state.state} with {state.instance_count} images: {state.detail}",
-        )
-    )
-    result = CaseResult(
-        name, source, series.series_uid, len(sent), tuple(checks), state=state,
-        seconds=time.monotonic() - start,
-    )  # fmt: skip
-    return result, complete
-
-
-def replay_case(
-    client: ServiceClient, folder: Path, args: argparse.Namespace, tol: Tolerances
-) -> CaseResult:
-    """Send one case folder, plan it from the truth's seed and check the plan."""
-    start = time.monotonic()
-    truth = load_truth(folder)
-    labels, geometry = load_labels(folder)
-    found = find_series(folder / "dicom", recursive=False)
-    if len(found) != 1:
-        reason = f"{folder / 'dicom'} holds {len(found)} series; a case folder holds one"
-        return CaseResult(folder.name, str(folder), None, 0, (Check("case files", Stage.INGEST, False, reason),))
-    base, complete = _series_result(client, folder.name, str(folder), found[0], args.timeout_s)
-    checks = list(base.checks)
-    plan = None
-    evaluation = None
-    if complete:
-        answer = client.request_plan(base.series_uid or "", truth.seed_lps_mm, args.plan_timeout_s)
-        print(f"  plan: HTTP {answer.status_code} in {answer.seconds:.1f} s", file=sys.stderr)
-        created = answer.plan is not None
-        no_lesion = answer.status_code == 422 and "lesion" in answer.detail.lower()
-        stage = Stage.MEASUREMENT if no_lesion else Stage.OUTPUT
-        checks.append(Check("plan created", stage, created, f"HTTP {answer.status_code}: {answer.detail}"))
-        if answer.plan is not None:
-            plan = answer.plan
-            evaluation = evaluate(plan, truth, labels, geometry, tol)
-            checks += evaluation.checks
-    return CaseResult(
-        folder.name, str(folder), base.series_uid, base.images, tuple(checks), state=base.state,
-        plan=plan, truth=truth, evaluation=evaluation, seconds=time.monotonic() - start,
-    )  # fmt: skip
-
-
-def _run_cases(
-    client: ServiceClient, items: list[CaseInput], args: argparse.Namespace, tol: Tolerances
-) -> tuple[list[CaseResult], bool]:
-    """(results, True when the service went away during the run)."""
-    results: list[CaseResult] = []
-    with tempfile.TemporaryDirectory(prefix="ctplan-replay-") as tmp:
-        build_dir = args.build_dir or Path(tmp)
-        for n, item in enumerate(items, start=1):
-            print(f"[{n}/{len(items)}] {item.name}", file=sys.stderr, flush=True)
-            folder = item.folder
-            try:
-                if folder is None:
-                    case = build_case(item.name, full_size=args.full_size)
-                    folder = write_case(case, build_dir)
-                    print(f"  built {len(case.datasets)} slices in {folder}", file=sys.stderr)
-                results.append(replay_case(client, folder, args, tol))
-            except ServiceUnreachable as exc:
-                results.append(unreachable_result(item.name, str(folder or item.name), str(exc)))
-                if not client.alive():
-                    results += [
-                        unreachable_result(i.name, str(i.folder or i.name), "not run: " + str(exc))
-                        for i in items[n:]
-                    ]
-                    return results, True
-    return results, False
-
-
-def _run_folders(
-    client: ServiceClient, folders: list[Path], args: argparse.Namespace
-) -> tuple[list[CaseResult], bool]:
-    results: list[CaseResult] = []
-    for folder in folders:
-        found = find_series(folder, recursive=True)
-        if not found:
-            reason = f"no DICOM file with a Series and SOP Instance UID under {folder}"
-            results.append(CaseResult(folder.name, str(folder), None, 0, (Check("DICOM files", Stage.INGEST, False, reason),)))
-            continue
-        for series in found:
-            name = f"{folder.name}/{series.description or series.series_uid[-12:]}"
-            print(f"{name} ({series.series_uid})", file=sys.stderr, flush=True)
-            try:
-                results.append(_series_result(client, name, str(folder), series, args.timeout_s)[0])
-            except ServiceUnreachable as exc:
-                results.append(unreachable_result(name, str(folder), str(exc)))
-                if not client.alive():
-                    return results, True
-    return results, False
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     tol = None if args.no_check else Tolerances(
         args.tol_mm, args.tol_voxels, args.skin_tol_mm, args.bone_allowance_mm,
@@ -355,30 +234,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"ctplan replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    http = args.http or f"http://{f'[{args.host}]' if ':' in args.host else args.host}:" + str(
-        _env_port("CTPLAN_HTTP_PORT", 8000)
-    )
-    address = ServiceAddress(args.host, args.dicom_port, args.ae_title, args.calling_ae, http.rstrip("/"))
+    http = (args.http or _default_http(args.host)).rstrip("/")
+    address = ServiceAddress(args.host, args.dicom_port, args.ae_title, args.calling_ae, http)
     service: dict[str, Any] = {"http": address.http_url, "dicom": address.dicom}
+    options = RunOptions(args.timeout_s, args.plan_timeout_s, args.full_size, args.build_dir)
     client = ServiceClient(address)
     lost = False
     try:
         service["health"] = client.check_reachable()
         if tol is not None:
-            results, lost = _run_cases(client, cases, args, tol)
+            results, lost = run_cases(client, cases, options, tol)
         else:
-            results, lost = _run_folders(client, folders, args)
+            results, lost = run_folders(client, folders, options)
     except ServiceUnreachable as exc:
         print(f"ctplan replay: {exc}", file=sys.stderr)
         lost = True
-        names = [(c.name, str(c.folder or c.name)) for c in cases] or [(f.name, str(f)) for f in folders]
+        names = [(c.name, str(c.folder or c.name)) for c in cases] or [
+            (f.name, str(f)) for f in folders
+        ]
         results = [unreachable_result(n, s, str(exc)) for n, s in names]
     finally:
         client.close()
-    if lost:
-        code = EXIT_UNREACHABLE
-    else:
-        code = EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+    passed = all(r.passed for r in results)
+    code = EXIT_UNREACHABLE if lost else (EXIT_OK if passed else EXIT_FAILED)
     print(format_table(results, tol))
     if args.json:
         write_json(args.json, results, service=service, tol=tol, exit_code=code)

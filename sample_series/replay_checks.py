@@ -21,7 +21,13 @@ import numpy as np
 import numpy.typing as npt
 
 from sample_series.geometry import GridGeometry
-from sample_series.replay_paths import PathReport, check_path, half_voxel_diagonal_mm
+from sample_series.replay_paths import (
+    PathReport,
+    check_path,
+    distance_to_label,
+    half_voxel_diagonal_mm,
+)
+from sample_series.tissues import LabelCode
 from sample_series.truth import GroundTruth, anaesthetic_tier, caliper_volume_ml
 
 MIN_TILT_DEG = 1.0  # a "tilted" needle leaves the axial plane by more than this
@@ -81,6 +87,7 @@ class NeedleCheck:
 class Evaluation:
     length_error_mm: float | None
     width_error_mm: float | None
+    centre_error_mm: float | None  # plan's lesion centre to the truth's
     measurement_tolerance_mm: float
     skin_tolerance_mm: float
     anaesthetic_ml: float | None
@@ -91,6 +98,42 @@ class Evaluation:
     notes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Figures:
+    """The plan JSON's figures the checks use, typed."""
+
+    length_mm: float
+    width_mm: float
+    centre_lps_mm: tuple[float, float, float] | None
+    volume_ml: float
+    anaesthetic_ml: float
+    alternatives_ml: tuple[float, ...]
+    borderline: bool
+    steroid: str
+    spine_distance_mm: float | None
+    needles: tuple[dict[str, Any], ...]
+    warnings: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, plan: dict[str, Any]) -> _Figures:
+        lesion, dose = plan["lesion"], plan["dose"]
+        centre = lesion.get("center_lps_mm")
+        spine = dose.get("spine_distance_mm")
+        return cls(
+            length_mm=float(lesion["length_mm"]),
+            width_mm=float(lesion["width_mm"]),
+            centre_lps_mm=None if centre is None else _vec3(centre),
+            volume_ml=float(dose["caliper_volume_ml"]),
+            anaesthetic_ml=float(dose["anaesthetic_ml"]),
+            alternatives_ml=tuple(float(a) for a in dose.get("alternative_anaesthetic_ml") or []),
+            borderline=bool(dose["borderline"]),
+            steroid=str(dose["steroid"]),
+            spine_distance_mm=None if spine is None else float(spine),
+            needles=tuple(plan["needles"]),
+            warnings=tuple(str(w) for w in plan.get("warnings") or []),
+        )
+
+
 def evaluate(
     plan: dict[str, Any],
     truth: GroundTruth,
@@ -99,95 +142,84 @@ def evaluate(
     tol: Tolerances,
 ) -> Evaluation:
     """Every check of one plan against the truth (no network, no files)."""
-    checks: list[Check] = []
-    notes: list[str] = []
     tol_mm = tol.measurement_mm(geometry)
     skin_mm = tol.skin_mm(geometry)
     try:
-        lesion, dose = plan["lesion"], plan["dose"]
-        length, width = float(lesion["length_mm"]), float(lesion["width_mm"])
-        volume = float(dose["caliper_volume_ml"])
-        anaesthetic, steroid = float(dose["anaesthetic_ml"]), str(dose["steroid"])
-        borderline = bool(dose["borderline"])
-        alternatives = [float(a) for a in dose.get("alternative_anaesthetic_ml") or []]
-        needles_json = list(plan["needles"])
-        warnings = [str(w) for w in plan.get("warnings") or []]
+        f = _Figures.parse(plan)
     except (KeyError, TypeError, ValueError) as exc:
-        checks.append(Check("plan fields", Stage.OUTPUT, False, f"malformed plan JSON: {exc!r}"))
-        return Evaluation(None, None, tol_mm, skin_mm, None, None, None, (), tuple(checks), ())
+        bad = Check("plan fields", Stage.OUTPUT, False, f"malformed plan JSON: {exc!r}")
+        return Evaluation(None, None, None, tol_mm, skin_mm, None, None, None, (), (bad,), ())
 
-    l_err, w_err = length - truth.length_mm, width - truth.width_mm
+    checks: list[Check] = []
+    l_err, w_err = f.length_mm - truth.length_mm, f.width_mm - truth.width_mm
     for name, err, got, want in (
-        ("length", l_err, length, truth.length_mm),
-        ("width", w_err, width, truth.width_mm),
+        ("length", l_err, f.length_mm, truth.length_mm),
+        ("width", w_err, f.width_mm, truth.width_mm),
     ):
         detail = f"{got:.1f} mm vs truth {want:.1f} mm (error {err:+.1f}, limit {tol_mm:.1f})"
         checks.append(Check(name, Stage.MEASUREMENT, abs(err) <= tol_mm, detail))
+    centre_err = None
+    if f.centre_lps_mm is not None:
+        centre_err = float(np.linalg.norm(np.subtract(f.centre_lps_mm, truth.lesion_centre_lps_mm)))
+        off = distance_to_label(labels, geometry, f.centre_lps_mm, LabelCode.LESION)
+        detail = (
+            f"measured centre {off:.1f} mm from the lesion (limit {tol_mm:.1f}), "
+            f"{centre_err:.1f} mm from the truth's centre"
+        )
+        checks.append(Check("position", Stage.MEASUREMENT, off <= tol_mm, detail))
 
-    checks += _dosing(truth, volume, length, width, anaesthetic, steroid, borderline, alternatives)
-    if borderline and not truth.borderline:
+    checks += _dosing(truth, f)
+    notes: list[str] = []
+    if f.borderline and not truth.borderline:
         notes.append(
-            f"planner flags borderline (V {volume:.2f} mL) where the truth does not "
+            f"planner flags borderline (V {f.volume_ml:.2f} mL) where the truth does not "
             f"(V {truth.caliper_volume_ml:.2f} mL): conservative, not a failure"
         )
 
     needles: list[NeedleCheck] = []
     try:
-        for n, needle in enumerate(needles_json, start=1):
+        for n, needle in enumerate(f.needles, start=1):
             needles.append(_needle(n, needle, truth, labels, geometry, tol, skin_mm))
     except (KeyError, TypeError, ValueError) as exc:
         checks.append(Check("needle fields", Stage.OUTPUT, False, f"malformed needle: {exc!r}"))
-    checks += _expected_path(truth, needles_json, warnings)
+    checks += _expected_path(truth, list(f.needles), list(f.warnings))
     if needles:
         checks += _trajectory(truth, needles, tol, skin_mm, tol_mm)
         checks += _consistency(needles)
     return Evaluation(
-        l_err,
-        w_err,
-        tol_mm,
-        skin_mm,
-        anaesthetic,
-        steroid,
-        borderline,
-        tuple(needles),
-        tuple(checks),
-        tuple(notes),
-    )
+        l_err, w_err, centre_err, tol_mm, skin_mm, f.anaesthetic_ml, f.steroid, f.borderline,
+        tuple(needles), tuple(checks), tuple(notes),
+    )  # fmt: skip
 
 
-def _dosing(
-    truth: GroundTruth,
-    volume: float,
-    length: float,
-    width: float,
-    anaesthetic: float,
-    steroid: str,
-    borderline: bool,
-    alternatives: list[float],
-) -> list[Check]:
+def _dosing(truth: GroundTruth, f: _Figures) -> list[Check]:
     tiers = truth.settings.dose_tiers
-    own_tier = anaesthetic_tier(volume, tiers).anaesthetic_ml
-    tier_ok = anaesthetic == truth.anaesthetic_ml or (
+    own_tier = anaesthetic_tier(f.volume_ml, tiers).anaesthetic_ml
+    tier_ok = f.anaesthetic_ml == truth.anaesthetic_ml or (
         truth.borderline
-        and anaesthetic == truth.alternative_anaesthetic_ml
-        and truth.anaesthetic_ml in alternatives
+        and f.anaesthetic_ml == truth.alternative_anaesthetic_ml
+        and truth.anaesthetic_ml in f.alternatives_ml
     )
     why = ""
-    if not tier_ok and own_tier == anaesthetic:
-        why = f"; follows from the measured V {volume:.2f} mL (truth {truth.caliper_volume_ml:.2f})"
+    if not tier_ok and own_tier == f.anaesthetic_ml:
+        why = (
+            f"; follows from the measured V {f.volume_ml:.2f} mL "
+            f"(truth {truth.caliper_volume_ml:.2f})"
+        )
+    spine = "" if f.spine_distance_mm is None else f", planner {f.spine_distance_mm:.0f} mm"
     checks = [
         Check(
             "tier",
             Stage.DOSING,
             tier_ok,
-            f"{anaesthetic:g} mL vs truth {truth.anaesthetic_ml:g} mL{why}",
+            f"{f.anaesthetic_ml:g} mL vs truth {truth.anaesthetic_ml:g} mL{why}",
         ),
         Check(
             "steroid",
             Stage.DOSING,
-            steroid == truth.steroid,
-            f"{steroid} vs truth {truth.steroid} "
-            f"(truth spine distance {truth.spine_distance_mm:.0f} mm)",
+            f.steroid == truth.steroid,
+            f"{f.steroid} vs truth {truth.steroid} "
+            f"(spine distance: truth {truth.spine_distance_mm:.0f} mm{spine})",
         ),
     ]
     if truth.borderline:
@@ -195,20 +227,23 @@ def _dosing(
             Check(
                 "borderline",
                 Stage.DOSING,
-                borderline,
+                f.borderline,
                 f"truth is borderline (V {truth.volume_interval_ml[0]:.1f}-"
-                f"{truth.volume_interval_ml[1]:.1f} mL meets two tiers); planner flag {borderline}",
+                f"{truth.volume_interval_ml[1]:.1f} mL meets two tiers); "
+                f"planner flag {f.borderline}",
             )
         )
-    expected_volume = caliper_volume_ml(length, width)
-    consistent = own_tier == anaesthetic and math.isclose(volume, expected_volume, rel_tol=1e-3)
+    expected_volume = caliper_volume_ml(f.length_mm, f.width_mm)
+    consistent = own_tier == f.anaesthetic_ml and math.isclose(
+        f.volume_ml, expected_volume, rel_tol=1e-3
+    )
     checks.append(
         Check(
             "dose from own volume",
             Stage.DOSING,
             consistent,
-            f"V {volume:.2f} mL (L x W^2 / 2 = {expected_volume:.2f}) -> tier {own_tier:g} mL, "
-            f"planner says {anaesthetic:g} mL",
+            f"V {f.volume_ml:.2f} mL (L x W^2 / 2 = {expected_volume:.2f}) -> tier "
+            f"{own_tier:g} mL, planner says {f.anaesthetic_ml:g} mL",
         )
     )
     return checks

@@ -137,7 +137,9 @@ class ServiceClient:
                 f"no answer from the HTTP API at {self.address.http_url}/health ({exc}); "
                 "is `ctplan serve` running there? (--http, CTPLAN_HOST, CTPLAN_HTTP_PORT)"
             ) from None
-        destination = Destination(self.address.called_ae, self.address.host, self.address.dicom_port)
+        destination = Destination(
+            self.address.called_ae, self.address.host, self.address.dicom_port
+        )
         if not echo(destination, ae_title=self.address.calling_ae, timeout_s=5.0):
             raise ServiceUnreachable(
                 f"no C-ECHO answer from {self.address.dicom}; check --host, --dicom-port and "
@@ -179,7 +181,7 @@ class ServiceClient:
                 if last["state"] == "invalid":
                     return self._state(last, start, str(last.get("invalid_reason")))
                 if last["state"] == "complete" and last["instance_count"] >= expected:
-                    return self._state(last, start, "complete")
+                    return self._state(last, start, f"after {time.monotonic() - start:.1f} s")
             elif r.status_code != 404:
                 return SeriesState("error", 0, f"HTTP {r.status_code}: {r.text[:300]}", 0.0)
             if time.monotonic() - start > timeout_s:
@@ -192,7 +194,9 @@ class ServiceClient:
                 return SeriesState("timeout", int(last["instance_count"]), detail, timeout_s)
             time.sleep(0.3)
 
-    def request_plan(self, series_uid: str, seed_lps_mm: Sequence[float], timeout_s: float) -> PlanAnswer:
+    def request_plan(
+        self, series_uid: str, seed_lps_mm: Sequence[float], timeout_s: float
+    ) -> PlanAnswer:
         start = time.monotonic()
         try:
             r = self.http.post(

@@ -62,7 +62,9 @@ class CaseResult:
 
 
 def unreachable_result(name: str, source: str, reason: str) -> CaseResult:
-    return CaseResult(name, source, None, 0, (Check("service reachable", Stage.INGEST, False, reason),))
+    return CaseResult(
+        name, source, None, 0, (Check("service reachable", Stage.INGEST, False, reason),)
+    )
 
 
 # ---------------------------------------------------------------------------------- table
@@ -130,14 +132,14 @@ def format_table(results: list[CaseResult], tol: Tolerances | None) -> str:
 
 
 def _format_series_table(results: list[CaseResult]) -> str:
-    head = ["folder", "series", "sent", "stored", "state", "images", "seconds", "result"]
+    head = ["series", "series uid", "sent", "stored", "state", "images", "seconds", "result"]
     rows = [head]
     for r in results:
         stored = next((c for c in r.checks if c.name == "series stored"), None)
         s = r.state
         rows.append(
             [
-                r.source,
+                r.name,
                 r.series_uid or "-",
                 str(r.images),
                 "-" if stored is None else ("ok" if stored.ok else "FAIL"),
