@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from planner.anatomy import Anatomy
 from planner.lesion import LesionMask
@@ -49,6 +50,9 @@ FORBIDDEN = ("bone", "lung or air", "spinal canal")
 MAX_CANDIDATES = 6000
 SKIN_SKIP_MM = 1.5
 MIN_ALTERNATIVE_SEPARATION_MM = 15.0
+# The skin boundary: halfway between air (-1000 HU) and soft tissue (about 0 HU).
+SKIN_AIR_HU = -500.0
+SKIN_SEARCH_MM = 6.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,26 @@ def _roi(
         slice(max(0, int(t - reach_mm / s)), min(n, int(t + reach_mm / s) + 2))
         for t, s, n in zip(target_kji, spacing, volume.geometry.shape, strict=True)
     )
+
+
+def skin_surface_point(
+    volume: CTVolume, inside_lps_mm: npt.NDArray[np.float64], direction: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Where the line through a skin voxel, backed out against ``direction``, meets the air.
+
+    The skin voxel's centre can sit up to a voxel inside the skin; the radiologist marks the
+    skin itself, so the entry moves out to the air boundary (trilinear HU, sub-voxel steps).
+    """
+    step = 0.25 * min(volume.geometry.spacing_mm)
+    reach = np.arange(0.0, SKIN_SEARCH_MM + step, step)
+    pts = inside_lps_mm[None, :] - reach[:, None] * direction[None, :]
+    kji = volume.geometry.lps_to_kji(pts).T
+    hu = ndimage.map_coordinates(volume.hu, kji, order=1, mode="nearest")
+    outside = np.flatnonzero(hu < SKIN_AIR_HU)
+    if outside.size == 0 or outside[0] == 0:
+        return inside_lps_mm
+    last_inside = int(outside[0]) - 1
+    return np.asarray(pts[last_inside] - 0.5 * step * direction)
 
 
 def plan_trajectories(
@@ -232,7 +256,9 @@ def plan_trajectories(
     paths = []
     for o in chosen:
         s = int(sel[o])
-        entry, direction = entries[s], dirs[s]
+        direction = dirs[s]
+        entry = skin_surface_point(volume, entries[s], direction)
+        path_depth = float(np.linalg.norm(target - entry))
         flat = direction - (direction @ axial_normal) * axial_normal
         in_plane = float(
             np.degrees(
@@ -244,12 +270,12 @@ def plan_trajectories(
         k = int(np.clip(np.rint(entry_kji[0]), 0, geo.shape[0] - 1))
         rows, cols = np.nonzero(body_full[k])
         midline = geo.kji_to_lps(np.array([k, rows.mean(), cols.mean()]))
-        length = _choose_needle(float(depth[s]), rules)
+        length = _choose_needle(path_depth, rules)
         paths.append(
             NeedlePath(
                 entry_lps_mm=(float(entry[0]), float(entry[1]), float(entry[2])),
                 target_lps_mm=(float(target[0]), float(target[1]), float(target[2])),
-                depth_mm=float(depth[s]),
+                depth_mm=path_depth,
                 needle_length_mm=float(length) if length else float("nan"),
                 in_plane_angle_deg=in_plane,
                 in_plane_tilt_toward=_direction_name(horizontal) if in_plane > 0.5 else "none",

@@ -1,0 +1,70 @@
+"""Needle path search on a small synthetic patient (fat block, bone slab, lesion sphere)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from synthetic_lesion import make_lesion_ct
+
+from planner.anatomy import segment_anatomy
+from planner.plan import PlanRequest, make_plan
+from planner.rules import PlanningRules, TrajectoryRules
+from planner.trajectory import skin_surface_point
+from planner.volume import load_volume
+
+
+@pytest.fixture(scope="module")
+def patient():
+    ct = make_lesion_ct()
+    volume = load_volume(ct.datasets)
+    return ct, volume, segment_anatomy(volume)
+
+
+def test_entry_is_moved_onto_the_skin_boundary(patient):
+    _, volume, anatomy = patient
+    geo = volume.geometry
+    skin = geo.kji_to_lps(anatomy.skin_kji)
+    normals = anatomy.skin_normals_lps.astype(float)
+    for n in range(0, len(skin), max(1, len(skin) // 25)):
+        p = skin_surface_point(volume, skin[n], -normals[n])
+        outward = geo.lps_to_kji(p + 0.6 * normals[n])
+        inward = geo.lps_to_kji(p - 0.6 * normals[n])
+        hu_out = volume.hu[
+            tuple(np.clip(np.rint(outward), 0, np.asarray(geo.shape) - 1).astype(int))
+        ]
+        hu_in = volume.hu[tuple(np.clip(np.rint(inward), 0, np.asarray(geo.shape) - 1).astype(int))]
+        assert hu_out < -500 < hu_in or np.linalg.norm(p - skin[n]) == 0.0
+
+
+def test_plan_enters_from_the_up_side_and_keeps_clear_of_bone(patient):
+    ct, volume, anatomy = patient
+    plan = make_plan(volume, anatomy, PlanRequest(seed_lps_mm=ct.seed_lps_mm), PlanningRules())
+    assert plan.trajectory.needles, plan.warnings
+    needle = plan.trajectory.needles[0]
+    assert needle.entry_lps_mm[1] < needle.target_lps_mm[1]  # HFS: enters anteriorly
+    assert needle.clearance_mm["lung or air"] >= 3.36
+    assert needle.needle_length_mm >= needle.depth_mm + 10.0
+    assert "bone" in " ".join(plan.trajectory.structures_checked)
+
+
+def test_prone_override_moves_the_entry_to_the_back_or_refuses_with_a_reason(patient):
+    ct, volume, anatomy = patient
+    plan = make_plan(
+        volume,
+        anatomy,
+        PlanRequest(seed_lps_mm=ct.seed_lps_mm, patient_position="HFP"),
+        PlanningRules(),
+    )
+    for needle in plan.trajectory.needles:
+        assert needle.entry_lps_mm[1] > needle.target_lps_mm[1]
+    if not plan.trajectory.needles:
+        assert any("no safe straight path" in w or "no reachable" in w for w in plan.warnings)
+
+
+def test_no_path_when_needles_are_too_short(patient):
+    ct, volume, anatomy = patient
+    rules = PlanningRules(trajectory=TrajectoryRules(needle_lengths_mm=(15.0,)))
+    plan = make_plan(volume, anatomy, PlanRequest(seed_lps_mm=ct.seed_lps_mm), rules)
+    assert plan.trajectory.needles == ()
+    assert any("no reachable skin entry" in w for w in plan.warnings), plan.warnings
+    assert plan.dose.anaesthetic_ml > 0  # the dose card stands without a path
