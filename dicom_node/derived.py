@@ -44,7 +44,8 @@ def _orientation_letter(vector: np.ndarray) -> str:
 def _sc_from(
     ref: Dataset, view: OverlayView, series_uid: str, identity: PlanIdentity, number: int
 ) -> Dataset:
-    iop = np.asarray([float(v) for v in ref.ImageOrientationPatient])
+    rows_dir = np.asarray(view.row_direction_lps)
+    cols_dir = np.asarray(view.column_direction_lps)
     return hd.sc.SCImage.from_ref_dataset(
         ref_dataset=ref,
         pixel_array=view.rgb,
@@ -56,7 +57,7 @@ def _sc_from(
         sop_instance_uid=generate_uid(entropy_srcs=["ctplan", identity.plan_id, "sc", str(number)]),
         instance_number=number,
         manufacturer=MANUFACTURER,
-        patient_orientation=(_orientation_letter(iop[:3]), _orientation_letter(iop[3:])),
+        patient_orientation=(_orientation_letter(rows_dir), _orientation_letter(cols_dir)),
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
 

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from planner.plan import Plan
+from planner.trajectory import NeedlePath
 from planner.volume import CTVolume
 
 ORANGE = (230, 159, 0)  # lesion outline
@@ -31,13 +32,21 @@ MIN_IMAGE_PX = 512
 WINDOW_CENTER_HU = 60.0
 WINDOW_WIDTH_HU = 500.0
 SAFETY_LINE = "SUGGESTED PLAN - verify before use"
+# A needle tilted more than this out of the axial plane also gets an oblique view.
+OUT_OF_PLANE_DEG = 2.0
+OBLIQUE_MARGIN_MM = 25.0
+OBLIQUE_HALF_WIDTH_MM = 70.0
 
 
 @dataclass(frozen=True)
 class OverlayView:
+    """One rendered view; ``slice_index`` is the CT slice (volume order) it derives from."""
+
     rgb: npt.NDArray[np.uint8]
     slice_index: int
     title: str
+    row_direction_lps: tuple[float, ...]  # patient direction of the image's +x
+    column_direction_lps: tuple[float, ...]  # patient direction of the image's +y
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -50,7 +59,7 @@ def _orientation_letters(vector: npt.NDArray[np.float64]) -> str:
     return "".join(letters[a][int(vector[a] > 0)] for a in order if abs(vector[a]) > 0.25)
 
 
-def _text_lines(plan: Plan) -> list[tuple[str, tuple[int, int, int]]]:
+def _text_lines(plan: Plan, needle: NeedlePath | None) -> list[tuple[str, tuple[int, int, int]]]:
     m, d = plan.measurement, plan.dose
     lo, hi = d.volume_interval_ml
     lines: list[tuple[str, tuple[int, int, int]]] = [
@@ -72,14 +81,20 @@ def _text_lines(plan: Plan) -> list[tuple[str, tuple[int, int, int]]]:
         (f"Position  {plan.patient_position} (up: {plan.trajectory.up_side})", WHITE),
         ("", WHITE),
     ]
-    if plan.trajectory.needles:
-        n = plan.trajectory.needles[0]
+    if needle is not None:
+        n = needle
         lines += [
             (f"Needle {n.needle_length_mm:.0f} mm, depth {n.depth_mm:.0f} mm", VERMILLION),
             (f"Angle {n.in_plane_angle_deg:.0f}° from vertical", VERMILLION),
             (f"CC tilt {n.craniocaudal_angle_deg:.0f}° {n.craniocaudal_tilt_toward}", VERMILLION),
             (f"Entry z {n.entry_z_mm:.1f} mm, {n.lateral_offset_mm:+.0f} mm", YELLOW),
             ("   from midline (+ = patient left)", YELLOW),
+            (
+                "Clearance "
+                + ", ".join(f"{k} {v:.0f}" for k, v in sorted(n.clearance_mm.items()))
+                + " mm",
+                WHITE,
+            ),
         ]
     else:
         lines.append(("NO SAFE PATH FOUND", VERMILLION))
@@ -100,80 +115,125 @@ def _wrap(text: str, width_chars: int) -> list[str]:
     return out
 
 
-def _to_pixel(
-    volume: CTVolume, lps: tuple[float, float, float], scale: float
-) -> tuple[float, float]:
-    k, j, i = volume.geometry.lps_to_kji(lps)
-    return ((i + 0.5) * scale, (j + 0.5) * scale)
+@dataclass(frozen=True)
+class _Plane:
+    """A 2-D cut through the volume: grey pixels, lesion mask, and the LPS mapping."""
+
+    grey: npt.NDArray[np.uint8]
+    lesion: npt.NDArray[np.bool_]
+    origin_lps_mm: npt.NDArray[np.float64]  # centre of pixel (0, 0)
+    row_dir: npt.NDArray[np.float64]  # LPS unit vector of increasing column (image x)
+    col_dir: npt.NDArray[np.float64]  # LPS unit vector of increasing row (image y)
+    pixel_mm: float
+    label: str
+
+    def to_pixel(self, lps: tuple[float, float, float], scale: int) -> tuple[float, float]:
+        d = np.asarray(lps) - self.origin_lps_mm
+        return (
+            (float(d @ self.row_dir) / self.pixel_mm + 0.5) * scale,
+            (float(d @ self.col_dir) / self.pixel_mm + 0.5) * scale,
+        )
 
 
-def render_view(volume: CTVolume, plan: Plan, needle_index: int | None) -> OverlayView:
-    geo = volume.geometry
-    needle = plan.trajectory.needles[needle_index] if needle_index is not None else None
-    anchor = needle.target_lps_mm if needle else plan.target_lps_mm
-    k = int(np.clip(np.rint(geo.lps_to_kji(anchor)[0]), 0, geo.shape[0] - 1))
+def _window(hu: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
     lo = WINDOW_CENTER_HU - WINDOW_WIDTH_HU / 2
-    grey = np.clip((volume.hu[k].astype(np.float32) - lo) / WINDOW_WIDTH_HU * 255, 0, 255)
-    rows, cols = grey.shape
-    scale = max(1, int(np.ceil(MIN_IMAGE_PX / max(rows, cols))))
-    base = Image.fromarray(grey.astype(np.uint8)).resize(
-        (cols * scale, rows * scale), Image.Resampling.BILINEAR
-    )
-    canvas = Image.new("RGB", (cols * scale + PANEL_WIDTH_PX, max(rows * scale, 512)), (0, 0, 0))
-    canvas.paste(base.convert("RGB"), (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    font, small = _font(15), _font(13)
+    return np.clip((hu.astype(np.float32) - lo) / WINDOW_WIDTH_HU * 255, 0, 255).astype(np.uint8)
 
-    lesion_slice = plan.lesion.full_mask(geo.shape)[k]
-    if lesion_slice.any():
-        big = np.kron(lesion_slice, np.ones((scale, scale), dtype=bool))
+
+def _axial_plane(volume: CTVolume, plan: Plan, anchor: tuple[float, float, float]) -> _Plane:
+    geo = volume.geometry
+    k = int(np.clip(np.rint(geo.lps_to_kji(anchor)[0]), 0, geo.shape[0] - 1))
+    return _Plane(
+        grey=_window(volume.hu[k]),
+        lesion=plan.lesion.full_mask(geo.shape)[k],
+        origin_lps_mm=geo.kji_to_lps((k, 0, 0)),
+        row_dir=geo.direction_matrix[:, 0],
+        col_dir=geo.direction_matrix[:, 1],
+        pixel_mm=float(geo.spacing_mm[0]),
+        label=f"axial z {geo.kji_to_lps((k, 0, 0))[2]:.1f} mm",
+    )
+
+
+def _oblique_plane(volume: CTVolume, plan: Plan, needle: NeedlePath) -> _Plane:
+    """The plane holding the whole needle and the horizontal perpendicular to it."""
+    geo = volume.geometry
+    entry, target = np.asarray(needle.entry_lps_mm), np.asarray(needle.target_lps_mm)
+    along = (target - entry) / np.linalg.norm(target - entry)
+    across = np.cross(along, geo.slice_normal)
+    across /= np.linalg.norm(across)
+    pixel = float(min(geo.spacing_mm[:2]))
+    half_along = needle.depth_mm / 2 + OBLIQUE_MARGIN_MM
+    n_along = int(np.ceil(2 * half_along / pixel))
+    n_across = int(np.ceil(2 * OBLIQUE_HALF_WIDTH_MM / pixel))
+    # Image x runs across the needle, image y along it (entry at the top).
+    origin = (entry + target) / 2 - half_along * along - OBLIQUE_HALF_WIDTH_MM * across
+    jj, ii = np.mgrid[0:n_along, 0:n_across]
+    pts = origin + ii[..., None] * pixel * across + jj[..., None] * pixel * along
+    kji = geo.lps_to_kji(pts.reshape(-1, 3)).T
+    hu = ndimage.map_coordinates(volume.hu, kji, order=1, mode="constant", cval=-1000.0)
+    mask = plan.lesion.full_mask(geo.shape)
+    lesion = ndimage.map_coordinates(mask.view(np.uint8), kji, order=0, mode="constant")
+    return _Plane(
+        grey=_window(hu.reshape(n_along, n_across)),
+        lesion=lesion.reshape(n_along, n_across).astype(bool),
+        origin_lps_mm=origin,
+        row_dir=across,
+        col_dir=along,
+        pixel_mm=pixel,
+        label=f"OBLIQUE along the needle (tilt {needle.craniocaudal_angle_deg:.0f}°)",
+    )
+
+
+def _draw_view(plane: _Plane, plan: Plan, needle: NeedlePath | None) -> npt.NDArray[np.uint8]:
+    rows, cols = plane.grey.shape
+    scale = max(1, int(np.ceil(MIN_IMAGE_PX / max(rows, cols))))
+    w, h = cols * scale, rows * scale
+    base = Image.fromarray(plane.grey).resize((w, h), Image.Resampling.BILINEAR)
+    arr = np.zeros((max(h, 512), w + PANEL_WIDTH_PX, 3), dtype=np.uint8)
+    arr[:h, :w] = np.asarray(base.convert("RGB"))
+    if plane.lesion.any():
+        big = np.kron(plane.lesion, np.ones((scale, scale), dtype=bool))
         edge = big & ~ndimage.binary_erosion(big, iterations=max(1, scale // 2))
-        arr = np.asarray(canvas).copy()
-        arr[: big.shape[0], : big.shape[1]][edge] = ORANGE
-        canvas = Image.fromarray(arr)
-        draw = ImageDraw.Draw(canvas)
+        arr[:h, :w][edge] = ORANGE
+    canvas = Image.fromarray(arr)
+    draw = ImageDraw.Draw(canvas)
+    font, small, big_font = _font(15), _font(13), _font(20)
 
     m = plan.measurement
     for (p1, p2), colour, label in (
         (m.length_endpoints_lps_mm, SKY_BLUE, f"L {m.length_mm:.0f}"),
         (m.width_endpoints_lps_mm, GREEN, f"W {m.width_mm:.0f}"),
     ):
-        a, b = _to_pixel(volume, p1, scale), _to_pixel(volume, p2, scale)
+        a, b = plane.to_pixel(p1, scale), plane.to_pixel(p2, scale)
         draw.line([a, b], fill=colour, width=2)
         draw.text((b[0] + 4, b[1] - 8), label, fill=colour, font=small)
 
+    anchor = needle.target_lps_mm if needle else plan.target_lps_mm
     if needle is not None:
-        e = _to_pixel(volume, needle.entry_lps_mm, scale)
-        t = _to_pixel(volume, needle.target_lps_mm, scale)
+        e, t = plane.to_pixel(needle.entry_lps_mm, scale), plane.to_pixel(anchor, scale)
         draw.line([e, t], fill=VERMILLION, width=3)
         r = 10
         draw.line([(e[0] - r, e[1]), (e[0] + r, e[1])], fill=YELLOW, width=3)
         draw.line([(e[0], e[1] - r), (e[0], e[1] + r)], fill=YELLOW, width=3)
         draw.text((e[0] + 12, e[1] - 22), f"{needle.depth_mm:.0f} mm", fill=YELLOW, font=font)
-        if needle.craniocaudal_angle_deg > 0.5:
-            draw.text(
-                (e[0] + 12, e[1] - 40),
-                f"out of plane {needle.craniocaudal_angle_deg:.0f}°: projection",
-                fill=YELLOW,
-                font=small,
-            )
-    tx, ty = _to_pixel(volume, anchor, scale)
+        nearest = min(needle.clearance_mm.items(), key=lambda kv: kv[1], default=None)
+        if nearest is not None:
+            mid = ((e[0] + t[0]) / 2 + 8, (e[1] + t[1]) / 2)
+            draw.text(mid, f"nearest {nearest[0]} {nearest[1]:.1f} mm", fill=YELLOW, font=small)
+    tx, ty = plane.to_pixel(anchor, scale)
     draw.ellipse([tx - 5, ty - 5, tx + 5, ty + 5], outline=WHITE, width=2)
 
-    row_dir, col_dir = geo.direction_matrix[:, 0], geo.direction_matrix[:, 1]
-    w, h = cols * scale, rows * scale
-    big_font = _font(20)
-    draw.text((w / 2 - 8, 6), _orientation_letters(-col_dir), fill=WHITE, font=big_font)
-    draw.text((w / 2 - 8, h - 28), _orientation_letters(col_dir), fill=WHITE, font=big_font)
-    draw.text((6, h / 2 - 10), _orientation_letters(-row_dir), fill=WHITE, font=big_font)
-    draw.text((w - 26, h / 2 - 10), _orientation_letters(row_dir), fill=WHITE, font=big_font)
-    bar_px = 50.0 / geo.spacing_mm[0] * scale
+    draw.text((w / 2 - 8, 6), _orientation_letters(-plane.col_dir), fill=WHITE, font=big_font)
+    draw.text((w / 2 - 8, h - 28), _orientation_letters(plane.col_dir), fill=WHITE, font=big_font)
+    draw.text((6, h / 2 - 10), _orientation_letters(-plane.row_dir), fill=WHITE, font=big_font)
+    draw.text((w - 30, h / 2 - 10), _orientation_letters(plane.row_dir), fill=WHITE, font=big_font)
+    bar_px = 50.0 / plane.pixel_mm * scale
     draw.line([(10, h - 12), (10 + bar_px, h - 12)], fill=WHITE, width=3)
     draw.text((10, h - 32), "50 mm", fill=WHITE, font=small)
-    draw.text((10, 8), f"z {geo.kji_to_lps((k, 0, 0))[2]:.1f} mm", fill=WHITE, font=small)
+    draw.text((10, 8), plane.label, fill=WHITE, font=small)
 
     y = 10
-    for text, colour in _text_lines(plan):
+    for text, colour in _text_lines(plan, needle):
         for part in _wrap(text, 40):
             draw.text((w + 12, y), part, fill=colour, font=font)
             y += 20
@@ -182,12 +242,33 @@ def render_view(volume: CTVolume, plan: Plan, needle_index: int | None) -> Overl
             if y < canvas.height - 18:
                 draw.text((w + 12, y), part, fill=ORANGE, font=small)
                 y += 16
-    title = f"needle {needle_index + 1}" if needle_index is not None else "lesion (no needle)"
-    return OverlayView(rgb=np.asarray(canvas, dtype=np.uint8), slice_index=k, title=title)
+    return np.asarray(canvas, dtype=np.uint8)
 
 
 def render_overlays(volume: CTVolume, plan: Plan) -> tuple[OverlayView, ...]:
-    """One axial view per needle; one view through the lesion when no needle was planned."""
+    """Per needle an axial view, and an oblique one along it when it leaves the axial plane;
+    one axial view through the lesion when no needle was planned."""
+    geo = volume.geometry
+    views: list[OverlayView] = []
     if not plan.trajectory.needles:
-        return (render_view(volume, plan, None),)
-    return tuple(render_view(volume, plan, i) for i in range(len(plan.trajectory.needles)))
+        plane = _axial_plane(volume, plan, plan.target_lps_mm)
+        k = int(np.rint(geo.lps_to_kji(plan.target_lps_mm)[0]))
+        return (OverlayView(_draw_view(plane, plan, None), k, "lesion (no needle)",
+                            tuple(plane.row_dir), tuple(plane.col_dir)),)  # fmt: skip
+    for n, needle in enumerate(plan.trajectory.needles, start=1):
+        k = int(np.clip(np.rint(geo.lps_to_kji(needle.target_lps_mm)[0]), 0, geo.shape[0] - 1))
+        planes = [_axial_plane(volume, plan, needle.target_lps_mm)]
+        if needle.craniocaudal_angle_deg > OUT_OF_PLANE_DEG:
+            planes.append(_oblique_plane(volume, plan, needle))
+        for plane in planes:
+            kind = "oblique" if plane.label.startswith("OBLIQUE") else "axial"
+            views.append(
+                OverlayView(
+                    rgb=_draw_view(plane, plan, needle),
+                    slice_index=k,
+                    title=f"needle {n}, {kind} view",
+                    row_direction_lps=tuple(float(v) for v in plane.row_dir),
+                    column_direction_lps=tuple(float(v) for v in plane.col_dir),
+                )
+            )
+    return tuple(views)
