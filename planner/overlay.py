@@ -17,6 +17,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from planner.anatomy import DISTANCE_CAP_MM
 from planner.plan import Plan
 from planner.trajectory import NeedlePath
 from planner.volume import CTVolume
@@ -91,8 +92,7 @@ def _text_lines(plan: Plan, needle: NeedlePath | None) -> list[tuple[str, tuple[
             ("   from midline (+ = patient left)", YELLOW),
             (
                 "Clearance "
-                + ", ".join(f"{k} {v:.0f}" for k, v in sorted(n.clearance_mm.items()))
-                + " mm",
+                + ", ".join(f"{k} {_mm(v)}" for k, v in sorted(n.clearance_mm.items())),
                 WHITE,
             ),
         ]
@@ -101,6 +101,25 @@ def _text_lines(plan: Plan, needle: NeedlePath | None) -> list[tuple[str, tuple[
     checked = ", ".join(s.split(" (")[0] for s in plan.trajectory.structures_checked)
     lines += [("", WHITE), ("Checked: " + checked, WHITE)]
     return lines
+
+
+def _mm(value: float) -> str:
+    """Clearances are measured up to DISTANCE_CAP_MM; beyond it they read as '>cap'."""
+    return f">{DISTANCE_CAP_MM:.0f} mm" if value >= DISTANCE_CAP_MM - 0.01 else f"{value:.1f} mm"
+
+
+def _label(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    colour: tuple[int, int, int],
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    right_edge: float,
+) -> None:
+    """Text on the image, kept off the side panel."""
+    width = draw.textlength(text, font=font)
+    x = min(xy[0], right_edge - width - 4)
+    draw.text((max(x, 2.0), xy[1]), text, fill=colour, font=font)
 
 
 def _wrap(text: str, width_chars: int) -> list[str]:
@@ -206,7 +225,7 @@ def _draw_view(plane: _Plane, plan: Plan, needle: NeedlePath | None) -> npt.NDAr
     ):
         a, b = plane.to_pixel(p1, scale), plane.to_pixel(p2, scale)
         draw.line([a, b], fill=colour, width=2)
-        draw.text((b[0] + 4, b[1] - 8), label, fill=colour, font=small)
+        _label(draw, (b[0] + 4, b[1] - 8), label, colour, small, w)
 
     anchor = needle.target_lps_mm if needle else plan.target_lps_mm
     if needle is not None:
@@ -215,11 +234,11 @@ def _draw_view(plane: _Plane, plan: Plan, needle: NeedlePath | None) -> npt.NDAr
         r = 10
         draw.line([(e[0] - r, e[1]), (e[0] + r, e[1])], fill=YELLOW, width=3)
         draw.line([(e[0], e[1] - r), (e[0], e[1] + r)], fill=YELLOW, width=3)
-        draw.text((e[0] + 12, e[1] - 22), f"{needle.depth_mm:.0f} mm", fill=YELLOW, font=font)
+        _label(draw, (e[0] + 12, e[1] - 22), f"{needle.depth_mm:.0f} mm", YELLOW, font, w)
         nearest = min(needle.clearance_mm.items(), key=lambda kv: kv[1], default=None)
         if nearest is not None:
             mid = ((e[0] + t[0]) / 2 + 8, (e[1] + t[1]) / 2)
-            draw.text(mid, f"nearest {nearest[0]} {nearest[1]:.1f} mm", fill=YELLOW, font=small)
+            _label(draw, mid, f"nearest {nearest[0]} {_mm(nearest[1])}", YELLOW, small, w)
     tx, ty = plane.to_pixel(anchor, scale)
     draw.ellipse([tx - 5, ty - 5, tx + 5, ty + 5], outline=WHITE, width=2)
 
