@@ -97,18 +97,21 @@ def _open_around_seed(
     # Never below a voxel and a half in-plane: a thinner opening cuts nothing on coarse grids.
     floor = max(rules.opening_radius_mm, 1.5 * max(spacing[1], spacing[2]))
     radius = float(np.clip(OPENING_FRACTION * inscribed_mm, floor, max(floor, MAX_OPENING_MM)))
-    core = inside_mm >= radius
-    if not core.any():
+    seed_mm = np.sqrt(
+        sum(((g - s) * sp) ** 2 for g, s, sp in zip(grid, seed, spacing, strict=True))
+    )
+    # The opened lesion must contain the seed: shrink the ball until one fits over it, down
+    # to a single voxel for lesions only a few voxels across.
+    smallest = min(spacing[1], spacing[2])
+    while True:
+        covering = component & (inside_mm >= radius) & (seed_mm <= radius)
+        if covering.any() or radius <= smallest:
+            break
+        radius = max(smallest, radius * 0.7)
+    if not covering.any():
         return component
-    core_labels, _ = ndimage.label(core)
-    if core_labels[seed]:
-        keep = core_labels == core_labels[seed]
-    else:
-        # The seed lies in the rim: take the core part nearest to it.
-        dist, (ck, cj, ci) = ndimage.distance_transform_edt(
-            ~core, sampling=spacing, return_indices=True
-        )
-        keep = core_labels == core_labels[ck[seed], cj[seed], ci[seed]]
+    core_labels, _ = ndimage.label(inside_mm >= radius)
+    keep = np.isin(core_labels, np.unique(core_labels[covering]))
     reach = ndimage.distance_transform_edt(~keep, sampling=spacing)
     # The opening shaves the partial-volume rim against bone; that rim is given back.
     opened = reach <= radius + 0.5 * min(spacing)
