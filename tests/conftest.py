@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +42,12 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: f
     raise RuntimeError(f"ctplan serve not healthy after {seconds} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    """`ctplan serve` as a subprocess, stopped by its own process id at teardown."""
-    root = tmp_path_factory.mktemp("ctplan")
+@contextmanager
+def run_service(root: Path, **env: str) -> Iterator[RunningService]:
+    """`ctplan serve` on free loopback ports with extra CTPLAN_* settings, stopped by its own
+    process id."""
     http_port, dicom_port = free_port(), free_port()
-    env = {
+    full_env = {
         **os.environ,
         "CTPLAN_HOST": "127.0.0.1",
         "CTPLAN_HTTP_PORT": str(http_port),
@@ -54,11 +55,13 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
         "CTPLAN_AE_TITLE": "CTPLAN",
         "CTPLAN_STORAGE_DIR": str(root / "storage"),
         "CTPLAN_STABLE_SECONDS": "1.0",
+        **env,
     }
+    root.mkdir(parents=True, exist_ok=True)
     log = root / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve"], env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "api.cli", "serve"], env=full_env, stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{http_port}"
     try:
@@ -72,3 +75,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """One `ctplan serve` per test module."""
+    with run_service(tmp_path_factory.mktemp("ctplan")) as running:
+        yield running

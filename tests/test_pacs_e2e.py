@@ -7,19 +7,15 @@ holds the CT, as in a hospital). ctplan's pushes use its own pynetdicom SCU.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningService, _wait_healthy
+from conftest import RunningService, run_service
 from orthanc import RunningOrthanc, run_orthanc
 from synthetic_lesion import LesionCT, make_lesion_ct
 from tools import dcmtk_env, free_port, require_tool, write_series
@@ -29,41 +25,15 @@ pytestmark = pytest.mark.e2e
 CT_SERIES_NUMBER = 2
 
 
-@contextmanager
-def _ctplan(root: Path, **env: str) -> Iterator[RunningService]:
-    """`ctplan serve` with extra CTPLAN_* settings, stopped by its own process id."""
-    http_port, dicom_port = free_port(), free_port()
-    full_env = {
-        **os.environ,
-        "CTPLAN_HOST": "127.0.0.1",
-        "CTPLAN_HTTP_PORT": str(http_port),
-        "CTPLAN_DICOM_PORT": str(dicom_port),
-        "CTPLAN_AE_TITLE": "CTPLAN",
-        "CTPLAN_STORAGE_DIR": str(root / "storage"),
+def _ctplan(root: Path, **env: str):
+    """`ctplan serve` with quick push retries for these tests."""
+    quick = {
         "CTPLAN_STABLE_SECONDS": "0.5",
         "CTPLAN_PUSH_RETRIES": "1",
         "CTPLAN_PUSH_BACKOFF_SECONDS": "0.2",
         "CTPLAN_PUSH_TIMEOUT_SECONDS": "10",
-        **env,
     }
-    root.mkdir(parents=True, exist_ok=True)
-    log = root / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve"], env=full_env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{http_port}"
-    try:
-        _wait_healthy(url, proc, log, 60.0)
-        yield RunningService(url, dicom_port, "CTPLAN", root / "storage", proc.pid)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    return run_service(root, **{**quick, **env})
 
 
 @pytest.fixture(scope="module")
