@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import uvicorn
 
 from api.app import create_app
+from api.prepare import SeriesPreparer
 from api.service import PlanningService
 from api.settings import Settings
 from dicom_node.pacs import Pusher, destination_name
@@ -37,6 +38,7 @@ def serve(settings: Settings) -> None:
         auto_push=settings.auto_push,
     )
     app = create_app(settings, service)
+    preparer = SeriesPreparer(service)
     scp = start_scp(
         storage, ae_title=settings.ae_title, host=settings.host, port=settings.dicom_port
     )
@@ -54,10 +56,12 @@ def serve(settings: Settings) -> None:
         ", ".join(destination_name(d) for d in destinations) or "none configured",
         "on" if settings.auto_push else "off",
     )
+    preparer.start()
     try:
         uvicorn.run(app, host=settings.host, port=settings.http_port, log_level="warning")
     finally:
         scp.shutdown()
+        preparer.stop()
         # Queued pushes are dropped, not lost: the objects are in storage and can be re-sent.
         push_executor.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")

@@ -73,6 +73,11 @@ class PlanningService:
         self._cache: OrderedDict[str, tuple[list[Dataset], CTVolume, Anatomy]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def prepare(self, series_uid: str) -> None:
+        """Load and analyse a complete series now, so its first plan does not wait for it."""
+        self._prepared(series_uid)
 
     def _prepared(self, series_uid: str) -> tuple[list[Dataset], CTVolume, Anatomy]:
         """Position-sorted datasets, HU volume and anatomy of a complete series (cached)."""
@@ -86,9 +91,16 @@ class PlanningService:
             )
         key = f"{series_uid}:{record.instance_count}:{record.last_received}"
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+            # One loader per series: a plan request waits for the background preparation.
+            loading = self._loading.setdefault(series_uid, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
+            return self._load(series_uid, key)
+
+    def _load(self, series_uid: str, key: str) -> tuple[list[Dataset], CTVolume, Anatomy]:
         datasets = self.storage.load_series(series_uid)
         try:
             volume = load_volume(datasets)

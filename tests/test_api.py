@@ -93,3 +93,17 @@ def test_unknown_plan_and_overlay_404(tmp_path):
     client, _ = _client(tmp_path, 5.0)
     assert client.get("/plans/abc").status_code == 404
     assert client.get("/plans/abc/overlay").status_code == 404
+
+
+def test_background_preparation_marks_a_broken_series_invalid_before_any_request(tmp_path):
+    from api.prepare import SeriesPreparer
+
+    client, storage = _client(tmp_path, 0.01)
+    good = _store(storage, make_ct_series(slices=6, size=16))
+    broken = make_ct_series(slices=6, size=16)
+    del broken[2]
+    bad = _store(storage, broken)
+    SeriesPreparer(client.app.state.service).prepare_complete_series()
+    assert storage.get_series(bad, 0.01).state == "invalid"
+    assert "missing" in (storage.get_series(bad, 0.01).invalid_reason or "")
+    assert storage.get_series(good, 0.01).state == "complete"
