@@ -25,8 +25,6 @@ SEED_PROBE_RADIUS_MM = 3.0
 ADAPTIVE_SIGMAS = 3.0
 MIN_HALF_WINDOW_HU = 6.0
 MAX_HALF_WINDOW_HU = 20.0
-UPPER_MARGIN_HU = 4.0
-UPPER_SIGMAS = 1.5
 PARTIAL_VOLUME_REACH = 1.5
 MEDIAN_RADIUS_VOXELS = 1
 # Trabecular bone at its least dense (CLINICAL.md: 150-400 HU).
@@ -173,10 +171,7 @@ def segment_lesion(
         # Robust spread: the probe may graze bone or fat at the lesion's edge.
         mad_sigma = 1.4826 * float(np.median(np.abs(seed_values - seed_hu)))
         half = float(np.clip(ADAPTIVE_SIGMAS * mad_sigma, MIN_HALF_WINDOW_HU, MAX_HALF_WINDOW_HU))
-        # Muscle, the usual neighbour of the lesion's density, is denser: the upper edge stays
-        # closer to the lesion than the lower one, unless the lesion itself is heterogeneous.
-        upper = float(np.clip(UPPER_SIGMAS * mad_sigma, UPPER_MARGIN_HU, half))
-        lo, hi = max(lo_rule, seed_hu - half), min(hi_rule, seed_hu + upper)
+        lo, hi = max(lo_rule, seed_hu - half), min(hi_rule, seed_hu + half)
     else:
         lo, hi = lo_rule, hi_rule
 
