@@ -57,7 +57,11 @@ def _sc_from(
         sop_instance_uid=generate_uid(entropy_srcs=["ctplan", identity.plan_id, "sc", str(number)]),
         instance_number=number,
         manufacturer=MANUFACTURER,
-        patient_orientation=(_orientation_letter(rows_dir), _orientation_letter(cols_dir)),
+        # highdicom takes one letter per axis; oblique views get their full codes below.
+        patient_orientation=(
+            _orientation_letter(rows_dir)[0],
+            _orientation_letter(cols_dir)[0],
+        ),
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
 
@@ -96,6 +100,10 @@ def build_overlay_sc(
         sc.ConversionType = "WSD"
         sc.ImageType = ["DERIVED", "SECONDARY"]
         sc.BurnedInAnnotation = "YES"
+        sc.PatientOrientation = [
+            _orientation_letter(np.asarray(view.row_direction_lps)),
+            _orientation_letter(np.asarray(view.column_direction_lps)),
+        ]
         _copy_laterality(ref, sc)
         sc.SeriesDescription = OVERLAY_SERIES_DESCRIPTION
         sc.DerivationDescription = f"{SAFETY_LINE}: {view.title}"
