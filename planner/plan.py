@@ -78,15 +78,20 @@ def spine_distance_mm(volume: CTVolume, anatomy: Anatomy, lesion: LesionMask) ->
 
 
 def _merge_warnings(results: list[TrajectoryResult], found: bool) -> tuple[str, ...]:
-    """Warnings of every target's search; a failure reason only when no needle was found."""
+    """Warnings of every target's search, each once; of the failure reasons only the first
+    target's, and only when no needle was found."""
     out: list[str] = []
+    failures = 0
     for r in results:
         for w in r.warnings:
-            failure = w.startswith(("no safe straight path", "no reachable skin"))
-            if failure and found:
-                continue
+            if w.startswith(("no safe straight path", "no reachable skin")):
+                failures += 1
+                if found or failures > 1:
+                    continue
             if w not in out:
                 out.append(w)
+    if not found and failures > 1:
+        out.append(f"the {failures - 1} other candidate target(s) gave no safe path either")
     return tuple(out)
 
 
