@@ -53,13 +53,6 @@ class LesionMask:
         return np.argwhere(self.mask).astype(np.float64) + np.asarray(self.offset_kji)
 
 
-def _ellipsoid(radius_mm: float, spacing_kji: tuple[float, float, float]) -> npt.NDArray[np.bool_]:
-    r = [max(1, int(round(radius_mm / s))) for s in spacing_kji]
-    grid = np.mgrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
-    dist2 = sum((g * s) ** 2 for g, s in zip(grid, spacing_kji, strict=True))
-    return np.asarray(dist2 <= radius_mm**2)
-
-
 def _median(
     hu: npt.NDArray[np.int16], spacing: tuple[float, float, float]
 ) -> npt.NDArray[np.float32]:

@@ -105,16 +105,6 @@ def _choose_needle(depth_mm: float, rules: TrajectoryRules) -> float | None:
     return None
 
 
-def _roi(
-    volume: CTVolume, target_kji: npt.NDArray[np.float64], reach_mm: float
-) -> tuple[slice, ...]:
-    spacing = volume.geometry.spacing_kji_mm()
-    return tuple(
-        slice(max(0, int(t - reach_mm / s)), min(n, int(t + reach_mm / s) + 2))
-        for t, s, n in zip(target_kji, spacing, volume.geometry.shape, strict=True)
-    )
-
-
 def skin_surface_point(
     volume: CTVolume, inside_lps_mm: npt.NDArray[np.float64], direction: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
