@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from planner.anatomy import Anatomy
 from planner.lesion import LesionMask
@@ -50,6 +51,9 @@ FORBIDDEN = ("bone", "lung or air", "spinal canal")
 MAX_CANDIDATES = 6000
 SKIN_SKIP_MM = 1.5
 MIN_ALTERNATIVE_SEPARATION_MM = 15.0
+# Second pass when the first finds nothing: dense search around the closest misses.
+NEAR_MISS_COUNT = 40
+NEAR_MISS_RADIUS_MM = 10.0
 # The skin boundary: halfway between air (-1000 HU) and soft tissue (about 0 HU).
 SKIN_AIR_HU = -500.0
 SKIN_SEARCH_MM = 6.0
@@ -125,6 +129,95 @@ def skin_surface_point(
     return np.asarray(pts[last_inside] - 0.5 * step * direction)
 
 
+class _PathCheck:
+    """Checks straight paths from skin entries (indices into ``entries``) to the target."""
+
+    def __init__(
+        self,
+        volume: CTVolume,
+        anatomy: Anatomy,
+        lesion: LesionMask,
+        entries: npt.NDArray[np.float64],
+        to_target: npt.NDArray[np.float64],
+        depth: npt.NDArray[np.float64],
+        required_mm: float,
+        rules: TrajectoryRules,
+    ) -> None:
+        self.volume, self.anatomy, self.lesion = volume, anatomy, lesion
+        self.entries, self.to_target, self.depth = entries, to_target, depth
+        self.required_mm, self.rules = required_mm, rules
+
+    def __call__(
+        self, idx: npt.NDArray[np.intp]
+    ) -> tuple[
+        npt.NDArray[np.bool_], dict[str, npt.NDArray[np.float64]], dict[str, npt.NDArray[np.bool_]]
+    ]:
+        """(passes every check, clearance per structure, rejection reasons) per path."""
+        geo, anatomy, lesion, rules = self.volume.geometry, self.anatomy, self.lesion, self.rules
+        entries, to_target, depth = self.entries, self.to_target, self.depth
+        longest = max(rules.needle_lengths_mm) - rules.needle_length_margin_mm
+        step = 0.5 * min(geo.spacing_mm)
+        n_samples = int(math.ceil(longest / step)) + 1
+        t = np.linspace(0.0, 1.0, n_samples)
+        pts = entries[idx, None, :] + t[None, :, None] * to_target[idx, None, :]
+        along_mm = t[None, :] * depth[idx, None]  # distance from the entry
+        from_target = depth[idx, None] - along_mm
+        pk = np.rint(geo.lps_to_kji(pts)).astype(np.intp)
+        for d in range(3):
+            np.clip(pk[..., d], 0, geo.shape[d] - 1, out=pk[..., d])
+        lookup = (pk[..., 0], pk[..., 1], pk[..., 2])
+        active = along_mm >= SKIN_SKIP_MM
+        k0, j0, i0 = lesion.offset_kji
+        lk, lj, li = pk[..., 0] - k0, pk[..., 1] - j0, pk[..., 2] - i0
+        dk, dj, di = lesion.mask.shape
+        in_box = (lk >= 0) & (lk < dk) & (lj >= 0) & (lj < dj) & (li >= 0) & (li < di)
+        inside_lesion = np.zeros(in_box.shape, dtype=bool)
+        inside_lesion[in_box] = lesion.mask[lk[in_box], lj[in_box], li[in_box]]
+        # Bone is allowed where the path reaches the target's own bone: from the point the
+        # path enters the lesion plus the periosteum allowance.
+        first_in = np.where(
+            inside_lesion.any(axis=1), np.argmax(inside_lesion, axis=1), n_samples - 1
+        )
+        enter_from_target = np.take_along_axis(from_target, first_in[:, None], axis=1)
+        bone_exempt = from_target <= enter_from_target + rules.target_bone_allowance_mm
+
+        rejected: dict[str, npt.NDArray[np.bool_]] = {}
+        inside = anatomy.body[lookup] | ~active | inside_lesion
+        rejected["leaves the body"] = ~np.all(inside, axis=1)
+        clearance: dict[str, npt.NDArray[np.float64]] = {}
+        for name, dist in anatomy.distance_mm.items():
+            values = np.where(active, dist[lookup], np.inf)
+            if name == "bone":
+                values = np.where(bone_exempt, np.inf, values)
+            clearance[name] = values.min(axis=1)
+            rejected[f"crosses {name}"] = clearance[name] < self.required_mm
+        ok = ~np.any(np.stack(list(rejected.values())), axis=0)
+        return ok, clearance, rejected
+
+
+def _near_misses(
+    entries: npt.NDArray[np.float64],
+    reachable: npt.NDArray[np.intp],
+    tried: npt.NDArray[np.intp],
+    clearance: dict[str, npt.NDArray[np.float64]],
+    rejected: dict[str, npt.NDArray[np.bool_]],
+) -> npt.NDArray[np.intp]:
+    """Untried entries near the tried paths that kept the most clearance."""
+    if tried.size == 0:
+        return tried
+    closest = np.minimum.reduce(list(clearance.values()))
+    closest = np.where(rejected["leaves the body"], -np.inf, closest)
+    best = tried[np.argsort(-closest)[:NEAR_MISS_COUNT]]
+    tree = cKDTree(entries[reachable])
+    near = {
+        i for group in tree.query_ball_point(entries[best], r=NEAR_MISS_RADIUS_MM) for i in group
+    }
+    extra = np.setdiff1d(reachable[sorted(near)], tried)
+    if extra.size > MAX_CANDIDATES:
+        extra = extra[np.linspace(0, extra.size - 1, MAX_CANDIDATES).astype(int)]
+    return extra
+
+
 def plan_trajectories(
     volume: CTVolume,
     anatomy: Anatomy,
@@ -135,7 +228,6 @@ def plan_trajectories(
 ) -> TrajectoryResult:
     """Search straight paths from up-facing skin to the target; best first."""
     geo = volume.geometry
-    spacing = np.asarray(geo.spacing_kji_mm())
     up = np.asarray(UP_LPS[patient_position])
     up_side = UP_SIDE_NAME[tuple(float(v) for v in up)]  # type: ignore[index]
     target = np.asarray(target_lps_mm, dtype=np.float64)
@@ -166,46 +258,24 @@ def plan_trajectories(
     )
     if not np.any((up_angle <= rules.max_entry_angle_from_up_deg) & (depth <= longest)):
         warnings.append(f"no skin on the {up_side} (up-facing) side within reach of the lesion")
-    idx = np.flatnonzero(keep)
-    if idx.size > MAX_CANDIDATES:
-        idx = idx[np.linspace(0, idx.size - 1, MAX_CANDIDATES).astype(int)]
-
     needle_radius = NEEDLE_OUTER_DIAMETER_MM.get(rules.needle_gauge, 0.72) / 2.0
     required = needle_radius + rules.clearance_margin_mm
-    step = 0.5 * float(spacing.min())
-    n_samples = int(math.ceil(longest / step)) + 1
-    t = np.linspace(0.0, 1.0, n_samples)
-    # Sample points along each path, in ROI index space.
-    pts = entries[idx, None, :] + t[None, :, None] * to_target[idx, None, :]
-    along_mm = t[None, :] * depth[idx, None]  # distance from the entry
-    from_target = depth[idx, None] - along_mm
-    pk = np.rint(geo.lps_to_kji(pts)).astype(np.intp)
-    for d in range(3):
-        np.clip(pk[..., d], 0, geo.shape[d] - 1, out=pk[..., d])
-    lookup = (pk[..., 0], pk[..., 1], pk[..., 2])
-    active = along_mm >= SKIN_SKIP_MM
-    k0, j0, i0 = lesion.offset_kji
-    lk, lj, li = pk[..., 0] - k0, pk[..., 1] - j0, pk[..., 2] - i0
-    dk, dj, di = lesion.mask.shape
-    in_box = (lk >= 0) & (lk < dk) & (lj >= 0) & (lj < dj) & (li >= 0) & (li < di)
-    inside_lesion = np.zeros(in_box.shape, dtype=bool)
-    inside_lesion[in_box] = lesion.mask[lk[in_box], lj[in_box], li[in_box]]
-    # Bone is allowed where the path reaches the target's own bone: from the point the path
-    # enters the lesion plus the periosteum allowance.
-    first_in = np.where(inside_lesion.any(axis=1), np.argmax(inside_lesion, axis=1), n_samples - 1)
-    enter_from_target = np.take_along_axis(from_target, first_in[:, None], axis=1)
-    bone_exempt = from_target <= enter_from_target + rules.target_bone_allowance_mm
-
-    rejected: dict[str, npt.NDArray[np.bool_]] = {}
-    rejected["leaves the body"] = ~np.all(anatomy.body[lookup] | ~active | inside_lesion, axis=1)
-    clearance: dict[str, npt.NDArray[np.float64]] = {}
-    for name, dist in anatomy.distance_mm.items():
-        values = np.where(active, dist[lookup], np.inf)
-        if name == "bone":
-            values = np.where(bone_exempt, np.inf, values)
-        clearance[name] = values.min(axis=1)
-        rejected[f"crosses {name}"] = clearance[name] < required
-    ok = ~np.any(np.stack(list(rejected.values())), axis=0)
+    reachable = np.flatnonzero(keep)
+    idx = reachable
+    if idx.size > MAX_CANDIDATES:
+        idx = idx[np.linspace(0, idx.size - 1, MAX_CANDIDATES).astype(int)]
+    check = _PathCheck(volume, anatomy, lesion, entries, to_target, depth, required, rules)
+    ok, clearance, rejected = check(idx)
+    if not ok.any() and reachable.size > idx.size:
+        # The safe window (e.g. between two transverse processes) can be narrower than the
+        # first pass's spacing: look again densely around the paths that came closest.
+        extra = _near_misses(entries, reachable, idx, clearance, rejected)
+        if extra.size:
+            ok2, clearance2, rejected2 = check(extra)
+            idx = np.concatenate([idx, extra])
+            ok = np.concatenate([ok, ok2])
+            clearance = {k: np.concatenate([v, clearance2[k]]) for k, v in clearance.items()}
+            rejected = {k: np.concatenate([v, rejected2[k]]) for k, v in rejected.items()}
 
     evaluated = int(idx.size)
     if not ok.any():
