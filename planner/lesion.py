@@ -30,6 +30,10 @@ MEDIAN_RADIUS_VOXELS = 1
 # Trabecular bone at its least dense (CLINICAL.md: 150-400 HU).
 BONE_PARTIAL_HU = 200.0
 NEAR_SEED_MM = 10.0
+# Soft tissue within this distance outside the grown region is its neighbour.
+SHELL_MM = 3.0
+MIN_NEIGHBOUR_CONTRAST_HU = 4.0
+BAND_MM = 4.0
 OPENING_FRACTION = 0.35
 MAX_OPENING_MM = 6.0
 
@@ -112,6 +116,36 @@ def _open_around_seed(
     return np.asarray(component & (opened | rim))
 
 
+def _split_from_neighbour(
+    region: npt.NDArray[np.bool_],
+    smooth: npt.NDArray[np.float32],
+    partial: npt.NDArray[np.bool_],
+    candidate: npt.NDArray[np.bool_],
+    seed: tuple[int, ...],
+    spacing: tuple[float, float, float],
+) -> npt.NDArray[np.bool_] | None:
+    """Re-threshold the region halfway between the lesion and the soft tissue around it.
+
+    Muscle a few HU denser than the lesion gets into the first window through its noisy
+    edge. The soft tissue just outside the grown region tells its density; the midpoint
+    between the two medians separates them better than any fixed window.
+    """
+    around = ndimage.distance_transform_edt(~region, sampling=spacing)
+    shell = (around > 0) & (around <= SHELL_MM) & (smooth > -30.0) & (smooth < 150.0)
+    if shell.sum() < 20:
+        return None
+    lesion_hu = float(np.median(smooth[region & ~partial]))
+    neighbour_hu = float(np.median(smooth[shell]))
+    if neighbour_hu <= lesion_hu + MIN_NEIGHBOUR_CONTRAST_HU:
+        return None  # no denser neighbour to split from
+    cut = (lesion_hu + neighbour_hu) / 2.0
+    # Only the outer band is re-judged: a heterogeneous lesion keeps its core.
+    depth_mm = ndimage.distance_transform_edt(region, sampling=spacing)
+    band = depth_mm <= BAND_MM
+    refined = candidate & ((smooth <= cut) | partial | ~band)
+    return refined if refined[seed] else None
+
+
 def _describe(hu: float) -> str:
     if hu < -400:
         return "air or lung"
@@ -184,6 +218,12 @@ def segment_lesion(
             "no lesion could be grown from the seed: the soft tissue there is "
             f"outside the {lo:.0f} to {hi:.0f} HU window"
         )
+    if hu_window is None:
+        refined = _split_from_neighbour(region, smooth, partial, candidate, local_seed, spacing)
+        if refined is not None:
+            region = _open_around_seed(refined, partial, local_seed, spacing, rules)
+            if region is None:  # cannot happen: the seed passed both windows
+                region = refined
     region = ndimage.binary_fill_holes(region)
     voxel_ml = geo.voxel_volume_ml
     if region.sum() * voxel_ml < rules.min_volume_ml:
