@@ -173,13 +173,11 @@ class _PathCheck:
         in_box = (lk >= 0) & (lk < dk) & (lj >= 0) & (lj < dj) & (li >= 0) & (li < di)
         inside_lesion = np.zeros(in_box.shape, dtype=bool)
         inside_lesion[in_box] = lesion.mask[lk[in_box], lj[in_box], li[in_box]]
-        # Bone is allowed where the path reaches the target's own bone: from the point the
-        # path enters the lesion plus the periosteum allowance.
-        first_in = np.where(
-            inside_lesion.any(axis=1), np.argmax(inside_lesion, axis=1), n_samples - 1
-        )
-        enter_from_target = np.take_along_axis(from_target, first_in[:, None], axis=1)
-        bone_exempt = from_target <= enter_from_target + rules.target_bone_allowance_mm
+        # Only the target's own periosteum may be touched: bone counts everywhere except
+        # within the allowance of the target and inside the lesion itself. (Exempting the
+        # whole way from the lesion's edge let a leaked outline carry a path across bone.)
+        lesion_soft_tissue = inside_lesion & ~anatomy.bone[lookup]
+        bone_exempt = (from_target <= rules.target_bone_allowance_mm) | lesion_soft_tissue
 
         rejected: dict[str, npt.NDArray[np.bool_]] = {}
         inside = anatomy.body[lookup] | ~active | inside_lesion

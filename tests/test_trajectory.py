@@ -68,3 +68,32 @@ def test_no_path_when_needles_are_too_short(patient):
     assert plan.trajectory.needles == ()
     assert any("no reachable skin entry" in w for w in plan.warnings), plan.warnings
     assert plan.dose.anaesthetic_ml > 0  # the dose card stands without a path
+
+
+def test_a_leaked_outline_never_lets_a_path_cross_bone_away_from_the_target(patient):
+    from planner.lesion import LesionMask
+    from planner.trajectory import plan_trajectories
+
+    ct, volume, anatomy = patient
+    geo = volume.geometry
+    good = make_plan(volume, anatomy, PlanRequest(seed_lps_mm=ct.seed_lps_mm), PlanningRules())
+    target = good.target_lps_mm
+    # An outline that leaked over the whole patient, bone included.
+    leaked = LesionMask(
+        mask=anatomy.body.copy(),
+        offset_kji=(0, 0, 0),
+        seed_lps_mm=ct.seed_lps_mm,
+        hu_window=None,
+        touches_search_limit=True,
+    )
+    for position in ("HFS", "HFP", "HFDL"):
+        rules = TrajectoryRules()
+        result = plan_trajectories(volume, anatomy, leaked, target, position, rules)
+        for needle in (*result.needles, *result.alternatives):
+            e, t = np.asarray(needle.entry_lps_mm), np.asarray(needle.target_lps_mm)
+            depth = float(np.linalg.norm(t - e))
+            s = np.linspace(0.0, 1.0, int(depth * 4) + 2)
+            pts = e + s[:, None] * (t - e)
+            far = depth * (1.0 - s) > rules.target_bone_allowance_mm + 1.0
+            idx = np.rint(geo.lps_to_kji(pts[far])).astype(int)
+            assert not anatomy.bone[idx[:, 0], idx[:, 1], idx[:, 2]].any(), position
