@@ -16,7 +16,7 @@ import numpy.typing as npt
 import SimpleITK as sitk
 from scipy import ndimage
 
-from planner.anatomy import Anatomy
+from planner.anatomy import Anatomy, distance_map_mm
 from planner.errors import InvalidSeed, LesionNotFound
 from planner.rules import SegmentationRules
 from planner.volume import CTVolume
@@ -84,7 +84,7 @@ def _open_around_seed(
     if labels[seed] == 0:
         return None
     component = labels == labels[seed]
-    inside_mm = ndimage.distance_transform_edt(component, sampling=spacing)
+    inside_mm = distance_map_mm(~component, spacing)
     grid = np.ogrid[tuple(slice(0, n) for n in candidate.shape)]
     near_seed = (
         sum(((g - s) * sp) ** 2 for g, s, sp in zip(grid, seed, spacing, strict=True))
@@ -109,7 +109,7 @@ def _open_around_seed(
         return component
     core_labels, _ = ndimage.label(inside_mm >= radius)
     keep = np.isin(core_labels, np.unique(core_labels[covering]))
-    reach = ndimage.distance_transform_edt(~keep, sampling=spacing)
+    reach = distance_map_mm(keep, spacing)
     # The opening shaves the partial-volume rim against bone; that rim is given back.
     opened = reach <= radius + 0.5 * min(spacing)
     rim = partial & (reach <= radius + PARTIAL_VOLUME_REACH * max(spacing[1:]))
@@ -130,7 +130,7 @@ def _split_from_neighbour(
     edge. The soft tissue just outside the grown region tells its density; the midpoint
     between the two medians separates them better than any fixed window.
     """
-    around = ndimage.distance_transform_edt(~region, sampling=spacing)
+    around = distance_map_mm(region, spacing)
     shell = (around > 0) & (around <= SHELL_MM) & (smooth > -30.0) & (smooth < 150.0)
     if shell.sum() < 20:
         return None
@@ -140,7 +140,7 @@ def _split_from_neighbour(
         return None  # no denser neighbour to split from
     cut = (lesion_hu + neighbour_hu) / 2.0
     # Only the outer band is re-judged: a heterogeneous lesion keeps its core.
-    depth_mm = ndimage.distance_transform_edt(region, sampling=spacing)
+    depth_mm = distance_map_mm(~region, spacing)
     band = depth_mm <= BAND_MM
     refined = candidate & ((smooth <= cut) | partial | ~band)
     return refined if refined[seed] else None
