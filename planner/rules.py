@@ -65,8 +65,6 @@ class SegmentationRules:
     search_radius_mm: float = 60.0
     hu_min: float = -20.0
     hu_max: float = 120.0
-    bone_hu: float = 200.0
-    smoothing_sigma_mm: float = 1.0
     # Thin bridges to neighbouring soft tissue narrower than this are cut.
     opening_radius_mm: float = 2.0
     min_volume_ml: float = 0.05
