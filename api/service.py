@@ -107,6 +107,9 @@ class PlanningService:
         except InvalidSeries as exc:
             self.storage.mark_invalid(series_uid, str(exc))
             raise
+        for ds in datasets:
+            # The HU volume holds the pixels; derived objects need the headers only.
+            del ds.PixelData
         by_uid = {str(ds.SOPInstanceUID): ds for ds in datasets}
         ordered = [by_uid[s.sop_instance_uid] for s in volume.slices]
         anatomy = segment_anatomy(volume)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from tools import set_ct_pixels
 
 FAT_HU = -100
 LESION_HU = 40
@@ -109,17 +110,8 @@ def _slice(
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     ds.SliceThickness = slice_mm
     ds.PixelSpacing = [pixel_mm, pixel_mm]
-    ds.Rows, ds.Columns = hu.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.RescaleIntercept = -1024
-    ds.RescaleSlope = 1
     ds.RescaleType = "HU"
     ds.WindowCenter = 40
     ds.WindowWidth = 400
-    ds.PixelData = (hu.astype(np.int32) + 1024).astype(np.int16).tobytes()
+    set_ct_pixels(ds, hu)
     return ds

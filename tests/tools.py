@@ -92,21 +92,25 @@ def make_ct_series(
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.PixelSpacing = [spacing_mm[0], spacing_mm[1]]
         ds.SliceThickness = spacing_mm[2]
-        ds.Rows = size
-        ds.Columns = size
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept = -1024
-        ds.RescaleSlope = 1
-        pixels = np.full((size, size), 1024 - 1000, dtype=np.int16)  # air
-        pixels[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1024 + 40 + k
-        ds.PixelData = pixels.tobytes()
+        hu = np.full((size, size), -1000, dtype=np.int16)  # air
+        hu[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 40 + k
+        set_ct_pixels(ds, hu)
         datasets.append(ds)
     return datasets
+
+
+def set_ct_pixels(ds: Dataset, hu: np.ndarray) -> None:
+    """Image Pixel and CT Image pixel attributes for an HU slice: signed 16 bit, intercept -1024."""
+    ds.Rows, ds.Columns = hu.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleIntercept = -1024
+    ds.RescaleSlope = 1
+    ds.PixelData = (hu.astype(np.int32) + 1024).astype(np.int16).tobytes()
 
 
 def write_series(datasets: list[Dataset], folder: Path) -> list[Path]:
