@@ -101,5 +101,6 @@ def manual_lesion(
         width_uncertainty_mm=voxel_step_mm(w_axis, geometry),
         voxel_volume_ml=None,
         center_lps_mm=_p(centre),
+        mode=None,
     )
     return lesion, measurement

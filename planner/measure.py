@@ -1,28 +1,48 @@
 """Stage: lesion mask in, caliper measurement out.
 
-Input: :class:`~planner.lesion.LesionMask` and the volume geometry.
-Output: :class:`Measurement`: length L = largest 3-D diameter (Feret) and width W = largest
-diameter perpendicular to L, in mm, with endpoints in LPS mm, the one-voxel uncertainty of
-each, the voxel-count volume (mL) and the centre (LPS mm).
+Input: :class:`~planner.lesion.LesionMask`, the volume geometry and the
+:class:`MeasurementMode`.
+Output: :class:`Measurement`: length L and width W in mm with their endpoints in LPS mm, the
+one-voxel uncertainty of each, the voxel-count volume (mL) and the centre (LPS mm).
 
-The boundary is the marching-cubes surface of the mask at the half level, so a diameter spans
-from edge to edge of the lesion, not from voxel centre to voxel centre.
+- ``3d`` (the default): L = largest 3-D diameter (Feret) of the lesion, W = largest diameter
+  perpendicular to L. The boundary is the marching-cubes surface of the mask at the half level,
+  so a diameter spans from edge to edge of the lesion, not from voxel centre to voxel centre.
+- ``axial``: as measured on the scanner console. On each slice of the volume grid the boundary
+  is the half-level contour of the slice mask; the slice whose largest in-plane diameter is
+  greatest is kept, L is that diameter and W the longest chord of the contour perpendicular
+  to L on the same slice, edge to edge, so the W line lies on the lesion as the radiologist
+  draws it. The measurement names that slice (index in volume order, position along the slice
+  normal).
+
+In the 3-D mode W is the extent of the boundary across L, drawn through the middle of L; for
+a convex outline the two readings of W agree.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 from scipy.spatial import ConvexHull, QhullError
-from skimage.measure import marching_cubes
+from skimage.measure import find_contours, marching_cubes
 
+from planner.errors import LesionNotFound
 from planner.geometry import VolumeGeometry
 from planner.lesion import LesionMask
 
 Point = tuple[float, float, float]
+# In-plane diameters closer than this are equal (rounding noise): slices with equal L are
+# told apart by W, then by their nearness to the lesion's centre.
+SAME_LENGTH_MM = 1e-6
+
+
+class MeasurementMode(StrEnum):
+    THREE_D = "3d"
+    AXIAL = "axial"
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,9 @@ class Measurement:
     width_uncertainty_mm: float
     voxel_volume_ml: float | None  # None in manual mode
     center_lps_mm: Point
+    mode: MeasurementMode | None  # None in manual mode: the radiologist's own L and W
+    slice_index: int | None = None  # axial mode: the measured slice, in volume order
+    slice_position_mm: float | None = None  # axial mode: that slice along the slice normal
 
 
 def _point(p: npt.ArrayLike) -> Point:
@@ -75,10 +98,19 @@ def surface_points_lps(lesion: LesionMask, geometry: VolumeGeometry) -> npt.NDAr
     return geometry.kji_to_lps(kji)
 
 
-def measure_lesion(lesion: LesionMask, geometry: VolumeGeometry) -> Measurement:
-    """Feret length and perpendicular width of the lesion, in mm and LPS mm."""
-    surface = surface_points_lps(lesion, geometry)
-    hull = _hull_points(surface)
+@dataclass(frozen=True)
+class _Calipers:
+    """L and W endpoints (LPS mm) and lengths (mm), before the uncertainties are added."""
+
+    length_ends: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    width_ends: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    length_mm: float
+    width_mm: float
+
+
+def _calipers_3d(lesion: LesionMask, geometry: VolumeGeometry) -> _Calipers:
+    """Feret length of the marching-cubes surface and the largest width perpendicular to it."""
+    hull = _hull_points(surface_points_lps(lesion, geometry))
     a, b, length = _farthest_pair(hull)
     p1, p2 = hull[a], hull[b]
     axis = (p2 - p1) / length
@@ -98,14 +130,141 @@ def measure_lesion(lesion: LesionMask, geometry: VolumeGeometry) -> Measurement:
     c, d, width = _farthest_pair(flat[flat_hull_idx])
     w1 = center + projected[flat_hull_idx[c]]
     w2 = center + projected[flat_hull_idx[d]]
-    width_dir = (w2 - w1) / width if width > 0 else basis_u
+    return _Calipers((p1, p2), (w1, w2), length, width)
+
+
+@dataclass(frozen=True)
+class _SliceOutline:
+    """One slice's half-level contours in in-plane mm coordinates (along ``e1``, ``e2``)."""
+
+    k: int
+    contours_mm: tuple[npt.NDArray[np.float64], ...]  # each (n, 2), closed
+    e1: npt.NDArray[np.float64]  # LPS unit vectors spanning the slice
+    e2: npt.NDArray[np.float64]
+    offset_lps_mm: npt.NDArray[np.float64]  # LPS point of in-plane (0, 0) on this slice
+
+    def to_lps(self, uv: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return self.offset_lps_mm + uv[..., :1] * self.e1 + uv[..., 1:] * self.e2
+
+
+def _slice_outline(lesion: LesionMask, geometry: VolumeGeometry, dk: int) -> _SliceOutline:
+    k0, j0, i0 = lesion.offset_kji
+    k = k0 + dk
+    e1 = geometry.direction_matrix[:, 0]  # along the slice's rows
+    e2 = np.cross(geometry.slice_normal, e1)
+    offset = geometry.kji_to_lps((float(k), 0.0, 0.0))
+    contours = []
+    for rows_cols in find_contours(np.pad(lesion.mask[dk].astype(np.float32), 1), 0.5):
+        kji = np.column_stack(
+            [
+                np.full(len(rows_cols), float(k)),
+                rows_cols[:, 0] - 1.0 + j0,
+                rows_cols[:, 1] - 1.0 + i0,
+            ]
+        )
+        rel = geometry.kji_to_lps(kji) - offset
+        contours.append(np.stack([rel @ e1, rel @ e2], axis=1))
+    return _SliceOutline(k, tuple(contours), e1, e2, offset)
+
+
+def _in_plane_length(outline: _SliceOutline) -> tuple[npt.NDArray[np.float64], float]:
+    """The farthest pair of the outline (2, 2) in in-plane mm, and its distance."""
+    points = np.concatenate(outline.contours_mm)
+    with contextlib.suppress(QhullError, ValueError):
+        points = points[ConvexHull(points).vertices]
+    a, b, length = _farthest_pair(points)
+    return points[[a, b]], length
+
+
+def _widest_chord(
+    outline: _SliceOutline, ends: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], float]:
+    """The longest chord perpendicular to L, edge to edge of the outline, as (2, 2) in-plane mm.
+
+    For each line perpendicular to L the chord runs from its first to its last crossing of the
+    outline; the span is piecewise linear between the outline's vertices, so its maximum lies
+    on a line through a vertex.
+    """
+    axis = (ends[1] - ends[0]) / np.linalg.norm(ends[1] - ends[0])
+    across = np.array([-axis[1], axis[0]])
+    seg_a = np.concatenate([c[:-1] for c in outline.contours_mm]) - ends[0]
+    seg_b = np.concatenate([c[1:] for c in outline.contours_mm]) - ends[0]
+    sa, sb, ua, ub = seg_a @ axis, seg_b @ axis, seg_a @ across, seg_b @ across
+    t = np.unique(sa)[:, None]  # one line through each vertex
+    ds = sb - sa
+    hit = (np.minimum(sa, sb) <= t) & (t <= np.maximum(sa, sb))
+    frac = np.divide(t - sa, ds, out=np.zeros(hit.shape), where=ds != 0)
+    u = ua + frac * (ub - ua)
+    top = np.where(hit, u, -np.inf).max(axis=1)
+    bottom = np.where(hit, u, np.inf).min(axis=1)
+    best = int(np.argmax(top - bottom))
+    chord = ends[0] + t[best, 0] * axis + np.outer([bottom[best], top[best]], across)
+    return chord, float(top[best] - bottom[best])
+
+
+def _calipers_axial(lesion: LesionMask, geometry: VolumeGeometry) -> tuple[_Calipers, int]:
+    """The slice with the greatest in-plane L (ties: greater W, then nearer the centre), with
+    its L and W from the half-level contour of the slice mask."""
+    centre_k = float(lesion.points_kji()[:, 0].mean())
+    outlines = [
+        _slice_outline(lesion, geometry, int(dk))
+        for dk in np.flatnonzero(lesion.mask.any(axis=(1, 2)))
+    ]
+    if not outlines:
+        raise LesionNotFound("the lesion outline is empty: nothing to measure")
+    lengths = [_in_plane_length(o) for o in outlines]
+    longest = max(length for _, length in lengths)
+    best: tuple[tuple[int, float], _Calipers, int] | None = None
+    for outline, (ends, length) in zip(outlines, lengths, strict=True):
+        if length < longest - SAME_LENGTH_MM:
+            continue
+        chord, width = _widest_chord(outline, ends)
+        key = (round(width / SAME_LENGTH_MM), -abs(outline.k - centre_k))
+        if best is None or key > best[0]:
+            l_lps, w_lps = outline.to_lps(ends), outline.to_lps(chord)
+            calipers = _Calipers((l_lps[0], l_lps[1]), (w_lps[0], w_lps[1]), length, width)
+            best = (key, calipers, outline.k)
+    assert best is not None
+    return best[1], best[2]
+
+
+def measure_lesion(
+    lesion: LesionMask,
+    geometry: VolumeGeometry,
+    mode: MeasurementMode | str = MeasurementMode.THREE_D,
+) -> Measurement:
+    """L and W of the lesion in mm (endpoints in LPS mm), in the 3-D or the axial mode."""
+    mode = MeasurementMode(mode)
+    slice_index: int | None = None
+    slice_position_mm: float | None = None
+    if mode is MeasurementMode.AXIAL:
+        calipers, slice_index = _calipers_axial(lesion, geometry)
+        slice_origin = geometry.kji_to_lps((slice_index, 0, 0))
+        slice_position_mm = float(slice_origin @ geometry.slice_normal)
+    else:
+        calipers = _calipers_3d(lesion, geometry)
+    p1, p2 = calipers.length_ends
+    w1, w2 = calipers.width_ends
+    axis = (p2 - p1) / calipers.length_mm
+    width_dir = (w2 - w1) / calipers.width_mm if calipers.width_mm > 0 else _any_normal(axis)
     return Measurement(
-        length_mm=length,
-        width_mm=width,
+        length_mm=calipers.length_mm,
+        width_mm=calipers.width_mm,
         length_endpoints_lps_mm=(_point(p1), _point(p2)),
         width_endpoints_lps_mm=(_point(w1), _point(w2)),
         length_uncertainty_mm=voxel_step_mm(axis, geometry),
         width_uncertainty_mm=voxel_step_mm(width_dir, geometry),
         voxel_volume_ml=float(lesion.mask.sum()) * geometry.voxel_volume_ml,
         center_lps_mm=_point(geometry.kji_to_lps(lesion.points_kji().mean(axis=0))),
+        mode=mode,
+        slice_index=slice_index,
+        slice_position_mm=slice_position_mm,
     )
+
+
+def _any_normal(axis: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """A unit vector perpendicular to ``axis`` (the width direction of a zero width)."""
+    basis = np.cross(axis, [1.0, 0.0, 0.0])
+    if np.linalg.norm(basis) < 1e-6:
+        basis = np.cross(axis, [0.0, 1.0, 0.0])
+    return basis / np.linalg.norm(basis)

@@ -19,7 +19,7 @@ from planner.dosing import DoseCard, Site, dose_card
 from planner.errors import InvalidSeed
 from planner.lesion import LesionMask, segment_lesion
 from planner.manual import ManualMeasurement, manual_lesion
-from planner.measure import Measurement, measure_lesion
+from planner.measure import Measurement, MeasurementMode, measure_lesion
 from planner.rules import PlanningRules
 from planner.target import TargetMode, choose_targets
 from planner.trajectory import UP_LPS, NeedlePath, TrajectoryResult, plan_trajectories
@@ -40,12 +40,17 @@ def software_version() -> str:
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """A seed to segment from, or (manual mode) the radiologist's own measurement."""
+    """A seed to segment from, or (manual mode) the radiologist's own measurement.
+
+    ``measurement_mode`` says how L and W are measured on the segmented lesion (3-D or on one
+    axial slice); in manual mode the radiologist's own L and W are used whatever it says.
+    """
 
     seed_lps_mm: Point | None = None
     manual: ManualMeasurement | None = None
     patient_position: str | None = None
     target_mode: TargetMode = TargetMode.PERIOSTEAL
+    measurement_mode: MeasurementMode = MeasurementMode.THREE_D
     site: Site | None = None
     search_radius_mm: float | None = None
     hu_window: tuple[float, float] | None = None
@@ -153,7 +158,7 @@ def make_plan(
             search_radius_mm=request.search_radius_mm,
             hu_window=request.hu_window,
         )
-        measurement = measure_lesion(lesion, volume.geometry)
+        measurement = measure_lesion(lesion, volume.geometry, request.measurement_mode)
     else:
         raise InvalidSeed("give a seed point in the lesion, or the lesion's centre and size")
     dose = dose_card(
@@ -191,6 +196,12 @@ def make_plan(
     target = needles[0].target_lps_mm if needles else targets[0].lps_mm
     target_kind = next((t.kind for t in targets if np.allclose(t.lps_mm, target)), targets[0].kind)
     warnings = list(volume.warnings) + list(anatomy.warnings) + list(target_warnings)
+    mode = MeasurementMode(request.measurement_mode)
+    if request.manual is not None and mode is not MeasurementMode.THREE_D:
+        warnings.append(
+            f"measurement mode {mode.value!r} not applied: in manual mode "
+            "the length and width are the ones you gave"
+        )
     if needles and needles[0].craniocaudal_angle_deg > 0.5:
         warnings.append(
             f"no in-plane (axial) path: the best path is tilted "
