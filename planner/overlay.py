@@ -5,6 +5,8 @@ Output: :class:`OverlayView` per needle (or one through the lesion when there is
 an RGB uint8 array of the axial CT slice through the target, shown as stored (as on the
 scanner console), with the lesion outline, L and W, target, entry with a skin-mark cross,
 needle path, orientation letters and a scale bar, beside a text panel with the dose card.
+L and W measured in the axial mode are drawn only on the slice they were measured on; when no
+needle view shows that slice, a further view of it is added last.
 Colours are from the Okabe-Ito colour-blind-safe palette.
 """
 
@@ -18,6 +20,8 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from planner.anatomy import DISTANCE_CAP_MM
+from planner.geometry import VolumeGeometry
+from planner.measure import MeasurementMode
 from planner.plan import Plan
 from planner.trajectory import NeedlePath
 from planner.volume import CTVolume
@@ -37,6 +41,7 @@ SAFETY_LINE = "SUGGESTED PLAN - verify before use"
 OUT_OF_PLANE_DEG = 2.0
 OBLIQUE_MARGIN_MM = 25.0
 OBLIQUE_HALF_WIDTH_MM = 70.0
+LABEL_CLEARANCE_PX = 40.0
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,28 @@ def _orientation_letters(vector: npt.NDArray[np.float64]) -> str:
     return "".join(letters[a][int(vector[a] > 0)] for a in order if abs(vector[a]) > 0.25)
 
 
-def _text_lines(plan: Plan, needle: NeedlePath | None) -> list[tuple[str, tuple[int, int, int]]]:
-    m, d = plan.measurement, plan.dose
+def _measurement_lines(plan: Plan, geo: VolumeGeometry) -> list[tuple[str, tuple[int, int, int]]]:
+    m = plan.measurement
+    how = {MeasurementMode.THREE_D: "3-D, largest", MeasurementMode.AXIAL: "axial, largest"}
+    lines = [
+        (f"L  {m.length_mm:.1f} mm ({how[m.mode] if m.mode else 'manual'})", SKY_BLUE),
+        (f"W  {m.width_mm:.1f} mm (perpendicular)", GREEN),
+    ]
+    if m.mode is MeasurementMode.AXIAL and m.slice_index is not None:
+        z = geo.kji_to_lps((m.slice_index, 0, 0))[2]
+        lines.append((f"   L/W measured on axial slice {m.slice_index} (z {z:.1f} mm)", WHITE))
+    return lines
+
+
+def _text_lines(
+    plan: Plan, geo: VolumeGeometry, needle: NeedlePath | None, measurement_view: bool
+) -> list[tuple[str, tuple[int, int, int]]]:
+    d = plan.dose
     lo, hi = d.volume_interval_ml
     lines: list[tuple[str, tuple[int, int, int]]] = [
         (SAFETY_LINE, YELLOW),
         ("", WHITE),
-        (f"L  {m.length_mm:.1f} mm (3-D, largest)", SKY_BLUE),
-        (f"W  {m.width_mm:.1f} mm (perpendicular)", GREEN),
+        *_measurement_lines(plan, geo),
         (f"Volume LxWxW/2  {d.caliper_volume_ml:.1f} mL", WHITE),
         (f"   interval {lo:.1f}-{hi:.1f} mL", WHITE),
         (f"Anaesthetic  {d.anaesthetic_ml:g} mL", WHITE),
@@ -96,6 +115,8 @@ def _text_lines(plan: Plan, needle: NeedlePath | None) -> list[tuple[str, tuple[
                 WHITE,
             ),
         ]
+    elif measurement_view and plan.trajectory.needles:
+        lines.append(("Needle path: see the needle view(s)", WHITE))
     else:
         lines.append(("NO SAFE PATH FOUND", VERMILLION))
     checked = ", ".join(s.split(" (")[0] for s in plan.trajectory.structures_checked)
@@ -145,6 +166,7 @@ class _Plane:
     col_dir: npt.NDArray[np.float64]  # LPS unit vector of increasing row (image y)
     pixel_mm: float
     label: str
+    slice_index: int | None  # the CT slice an axial plane shows; None when oblique
 
     def to_pixel(self, lps: tuple[float, float, float], scale: int) -> tuple[float, float]:
         d = np.asarray(lps) - self.origin_lps_mm
@@ -159,9 +181,12 @@ def _window(hu: npt.NDArray[np.floating] | npt.NDArray[np.integer]) -> npt.NDArr
     return np.clip((hu.astype(np.float32) - lo) / WINDOW_WIDTH_HU * 255, 0, 255).astype(np.uint8)
 
 
-def _axial_plane(volume: CTVolume, plan: Plan, anchor: tuple[float, float, float]) -> _Plane:
+def _slice_of(geo: VolumeGeometry, lps: tuple[float, float, float]) -> int:
+    return int(np.clip(np.rint(geo.lps_to_kji(lps)[0]), 0, geo.shape[0] - 1))
+
+
+def _axial_plane(volume: CTVolume, plan: Plan, k: int) -> _Plane:
     geo = volume.geometry
-    k = int(np.clip(np.rint(geo.lps_to_kji(anchor)[0]), 0, geo.shape[0] - 1))
     return _Plane(
         grey=_window(volume.hu[k]),
         lesion=plan.lesion.full_mask(geo.shape)[k],
@@ -170,6 +195,7 @@ def _axial_plane(volume: CTVolume, plan: Plan, anchor: tuple[float, float, float
         col_dir=geo.direction_matrix[:, 1],
         pixel_mm=float(geo.spacing_mm[0]),
         label=f"axial z {geo.kji_to_lps((k, 0, 0))[2]:.1f} mm",
+        slice_index=k,
     )
 
 
@@ -200,10 +226,24 @@ def _oblique_plane(volume: CTVolume, plan: Plan, needle: NeedlePath) -> _Plane:
         col_dir=along,
         pixel_mm=pixel,
         label=f"OBLIQUE along the needle (tilt {needle.craniocaudal_angle_deg:.0f}°)",
+        slice_index=None,
     )
 
 
-def _draw_view(plane: _Plane, plan: Plan, needle: NeedlePath | None) -> npt.NDArray[np.uint8]:
+def _shows_calipers(plane: _Plane, plan: Plan) -> bool:
+    """Axial-mode L and W lie on one slice: drawn there only, not projected onto others."""
+    m = plan.measurement
+    return m.mode is not MeasurementMode.AXIAL or plane.slice_index == m.slice_index
+
+
+def _draw_view(
+    plane: _Plane,
+    plan: Plan,
+    geo: VolumeGeometry,
+    needle: NeedlePath | None,
+    measurement_view: bool = False,
+) -> npt.NDArray[np.uint8]:
+    """One view; a ``measurement_view`` shows the lesion and its L and W without the target."""
     rows, cols = plane.grey.shape
     scale = max(1, int(np.ceil(MIN_IMAGE_PX / max(rows, cols))))
     w, h = cols * scale, rows * scale
@@ -219,13 +259,19 @@ def _draw_view(plane: _Plane, plan: Plan, needle: NeedlePath | None) -> npt.NDAr
     font, small, big_font = _font(15), _font(13), _font(20)
 
     m = plan.measurement
-    for (p1, p2), colour, label in (
+    calipers = (
         (m.length_endpoints_lps_mm, SKY_BLUE, f"L {m.length_mm:.0f}"),
         (m.width_endpoints_lps_mm, GREEN, f"W {m.width_mm:.0f}"),
-    ):
+    )
+    labelled: list[tuple[float, float]] = []
+    for (p1, p2), colour, label in calipers if _shows_calipers(plane, plan) else ():
         a, b = plane.to_pixel(p1, scale), plane.to_pixel(p2, scale)
         draw.line([a, b], fill=colour, width=2)
-        _label(draw, (b[0] + 4, b[1] - 8), label, colour, small, w)
+        # L and W ending side by side would print one label over the other.
+        crowded = any(np.hypot(b[0] - x, b[1] - y) < LABEL_CLEARANCE_PX for x, y in labelled)
+        end = a if crowded else b
+        labelled.append(end)
+        _label(draw, (end[0] + 4, end[1] - 8), label, colour, small, w)
 
     anchor = needle.target_lps_mm if needle else plan.target_lps_mm
     if needle is not None:
@@ -239,8 +285,9 @@ def _draw_view(plane: _Plane, plan: Plan, needle: NeedlePath | None) -> npt.NDAr
         if nearest is not None:
             mid = ((e[0] + t[0]) / 2 + 8, (e[1] + t[1]) / 2)
             _label(draw, mid, f"nearest {nearest[0]} {_mm(nearest[1])}", YELLOW, small, w)
-    tx, ty = plane.to_pixel(anchor, scale)
-    draw.ellipse([tx - 5, ty - 5, tx + 5, ty + 5], outline=WHITE, width=2)
+    if not measurement_view:
+        tx, ty = plane.to_pixel(anchor, scale)
+        draw.ellipse([tx - 5, ty - 5, tx + 5, ty + 5], outline=WHITE, width=2)
 
     draw.text((w / 2 - 8, 6), _orientation_letters(-plane.col_dir), fill=WHITE, font=big_font)
     draw.text((w / 2 - 8, h - 28), _orientation_letters(plane.col_dir), fill=WHITE, font=big_font)
@@ -252,7 +299,7 @@ def _draw_view(plane: _Plane, plan: Plan, needle: NeedlePath | None) -> npt.NDAr
     draw.text((10, 8), plane.label, fill=WHITE, font=small)
 
     y = 10
-    for text, colour in _text_lines(plan, needle):
+    for text, colour in _text_lines(plan, geo, needle, measurement_view):
         for part in _wrap(text, 40):
             draw.text((w + 12, y), part, fill=colour, font=font)
             y += 20
@@ -264,30 +311,46 @@ def _draw_view(plane: _Plane, plan: Plan, needle: NeedlePath | None) -> npt.NDAr
     return np.asarray(canvas, dtype=np.uint8)
 
 
+def _view(
+    plane: _Plane,
+    plan: Plan,
+    geo: VolumeGeometry,
+    needle: NeedlePath | None,
+    title: str,
+    slice_index: int,
+    measurement_view: bool = False,
+) -> OverlayView:
+    return OverlayView(
+        rgb=_draw_view(plane, plan, geo, needle, measurement_view),
+        slice_index=slice_index,
+        title=title,
+        row_direction_lps=tuple(float(v) for v in plane.row_dir),
+        column_direction_lps=tuple(float(v) for v in plane.col_dir),
+    )
+
+
 def render_overlays(volume: CTVolume, plan: Plan) -> tuple[OverlayView, ...]:
     """Per needle an axial view, and an oblique one along it when it leaves the axial plane;
-    one axial view through the lesion when no needle was planned."""
+    one axial view through the lesion when no needle was planned; last, when L and W were
+    measured in the axial mode on a slice none of those shows, an axial view of that slice."""
     geo = volume.geometry
     views: list[OverlayView] = []
+    axial_slices: set[int] = set()
     if not plan.trajectory.needles:
-        plane = _axial_plane(volume, plan, plan.target_lps_mm)
-        k = int(np.rint(geo.lps_to_kji(plan.target_lps_mm)[0]))
-        return (OverlayView(_draw_view(plane, plan, None), k, "lesion (no needle)",
-                            tuple(plane.row_dir), tuple(plane.col_dir)),)  # fmt: skip
+        k = _slice_of(geo, plan.target_lps_mm)
+        views.append(_view(_axial_plane(volume, plan, k), plan, geo, None, "lesion (no needle)", k))
+        axial_slices.add(k)
     for n, needle in enumerate(plan.trajectory.needles, start=1):
-        k = int(np.clip(np.rint(geo.lps_to_kji(needle.target_lps_mm)[0]), 0, geo.shape[0] - 1))
-        planes = [_axial_plane(volume, plan, needle.target_lps_mm)]
+        k = _slice_of(geo, needle.target_lps_mm)
+        axial = _axial_plane(volume, plan, k)
+        views.append(_view(axial, plan, geo, needle, f"needle {n}, axial view", k))
+        axial_slices.add(k)
         if needle.craniocaudal_angle_deg > OUT_OF_PLANE_DEG:
-            planes.append(_oblique_plane(volume, plan, needle))
-        for plane in planes:
-            kind = "oblique" if plane.label.startswith("OBLIQUE") else "axial"
-            views.append(
-                OverlayView(
-                    rgb=_draw_view(plane, plan, needle),
-                    slice_index=k,
-                    title=f"needle {n}, {kind} view",
-                    row_direction_lps=tuple(float(v) for v in plane.row_dir),
-                    column_direction_lps=tuple(float(v) for v in plane.col_dir),
-                )
-            )
+            oblique = _oblique_plane(volume, plan, needle)
+            views.append(_view(oblique, plan, geo, needle, f"needle {n}, oblique view", k))
+    m = plan.measurement
+    if m.mode is MeasurementMode.AXIAL and m.slice_index not in axial_slices:
+        k = int(m.slice_index) if m.slice_index is not None else _slice_of(geo, m.center_lps_mm)
+        title = f"lesion measurement, axial slice {k}"
+        views.append(_view(_axial_plane(volume, plan, k), plan, geo, None, title, k, True))
     return tuple(views)
