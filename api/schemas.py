@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from dicom_node.scu import parse_destinations
 from planner.dosing import Site
-from planner.plan import Plan, TargetMode
+from planner.plan import MeasurementMode, Plan, TargetMode
 from planner.trajectory import NeedlePath
 from planner.volume import PATIENT_POSITIONS
 
@@ -34,6 +34,11 @@ class PlanCreate(BaseModel):
     target_mode: TargetMode = Field(
         TargetMode.PERIOSTEAL,
         description="periosteal: tumour-periosteum junction (default); intratumoral: centre",
+    )
+    measurement_mode: MeasurementMode = Field(
+        MeasurementMode.THREE_D,
+        description="3d: L the largest 3-D diameter (default); axial: L and W on the axial "
+        "slice where the lesion's in-plane diameter is largest. Manual mode uses your own L, W",
     )
     site: Site | None = Field(None, description="Overrides the steroid's spine-proximity rule")
     search_radius_mm: float | None = Field(None, gt=5, le=150)
@@ -89,6 +94,15 @@ class LesionOut(BaseModel):
     caliper_volume_ml: float
     voxel_volume_ml: float | None
     hu_window: tuple[float, float] | None
+    measurement_mode: MeasurementMode | None = Field(
+        description="3d or axial; null in manual mode (your own L and W)"
+    )
+    measurement_slice_index: int | None = Field(
+        description="axial mode: the slice L and W were measured on (volume order, from 0)"
+    )
+    measurement_slice_position_mm: float | None = Field(
+        description="axial mode: that slice's position along the slice normal"
+    )
 
 
 class DoseOut(BaseModel):
@@ -238,6 +252,9 @@ def plan_out(
             caliper_volume_ml=d.caliper_volume_ml,
             voxel_volume_ml=m.voxel_volume_ml,
             hu_window=plan.lesion.hu_window,
+            measurement_mode=m.mode,
+            measurement_slice_index=m.slice_index,
+            measurement_slice_position_mm=m.slice_position_mm,
         ),
         dose=DoseOut(
             **{

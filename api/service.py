@@ -148,6 +148,7 @@ class PlanningService:
             manual=manual,
             patient_position=body.patient_position,
             target_mode=body.target_mode,
+            measurement_mode=body.measurement_mode,
             site=body.site,
             search_radius_mm=body.search_radius_mm,
             hu_window=body.hu_window,

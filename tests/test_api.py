@@ -7,6 +7,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from synthetic_lesion import make_lesion_ct
 from tools import make_ct_series
 
 from api.app import create_app
@@ -58,6 +59,7 @@ def test_series_listed_with_geometry_and_409_while_receiving(tmp_path):
         {"seed_lps_mm": [0, 0, 0], "seed_voxel": [1, 1, 1]},
         {"seed_voxel": [1, 1, 1], "patient_position": "UPSIDE-DOWN"},
         {"seed_voxel": [1, 1, 1], "hu_window": [100, 0]},
+        {"seed_voxel": [1, 1, 1], "measurement_mode": "2d"},
     ],
 )
 def test_malformed_plan_requests_are_422(tmp_path, body):
@@ -107,3 +109,48 @@ def test_background_preparation_marks_a_broken_series_invalid_before_any_request
     assert storage.get_series(bad, 0.01).state == "invalid"
     assert "missing" in (storage.get_series(bad, 0.01).invalid_reason or "")
     assert storage.get_series(good, 0.01).state == "complete"
+
+
+def test_axial_measurement_mode_is_applied_and_recorded(tmp_path):
+    client, storage = _client(tmp_path, 0.01)
+    case = make_lesion_ct()
+    uid = _store(storage, case.datasets)
+    seed = list(case.seed_lps_mm)
+    default = client.post(f"/series/{uid}/plans", json={"seed_lps_mm": seed})
+    assert default.status_code == 201, default.text
+    assert default.json()["inputs"]["request"]["measurement_mode"] == "3d"
+    assert default.json()["lesion"]["measurement_mode"] == "3d"
+    assert default.json()["lesion"]["measurement_slice_index"] is None
+    r = client.post(f"/series/{uid}/plans", json={"seed_lps_mm": seed, "measurement_mode": "axial"})
+    assert r.status_code == 201, r.text
+    plan = r.json()
+    assert plan["inputs"]["request"]["measurement_mode"] == "axial"
+    lesion = plan["lesion"]
+    assert lesion["measurement_mode"] == "axial"
+    # The sphere's centre (z 0) lies halfway between slices 11 and 12 (z -1.25 and +1.25).
+    assert lesion["measurement_slice_index"] in (11, 12)
+    assert abs(lesion["measurement_slice_position_mm"]) == pytest.approx(1.25)
+    for ends in (lesion["length_endpoints_lps_mm"], lesion["width_endpoints_lps_mm"]):
+        assert [p[2] for p in ends] == pytest.approx([lesion["measurement_slice_position_mm"]] * 2)
+    # One slice of the same outline: no longer than its 3-D diameter; the rest is shared.
+    assert lesion["length_mm"] <= default.json()["lesion"]["length_mm"] + 1e-6
+    assert lesion["voxel_volume_ml"] == default.json()["lesion"]["voxel_volume_ml"]
+    titles = [o["title"] for o in plan["overlays"]]
+    slice_view = f"lesion measurement, axial slice {lesion['measurement_slice_index']}"
+    assert slice_view in titles or len(titles) == len(default.json()["overlays"])
+    stored = client.get(f"/plans/{plan['plan_id']}").json()
+    assert stored["inputs"]["request"]["measurement_mode"] == "axial"
+    assert stored["lesion"]["measurement_slice_index"] == lesion["measurement_slice_index"]
+
+
+def test_manual_mode_takes_the_given_size_whatever_the_measurement_mode(tmp_path):
+    client, storage = _client(tmp_path, 0.01)
+    case = make_lesion_ct()
+    uid = _store(storage, case.datasets)
+    body = {"center_lps_mm": list(case.seed_lps_mm), "length_mm": 20.0, "width_mm": 15.0}
+    r = client.post(f"/series/{uid}/plans", json={**body, "measurement_mode": "axial"})
+    assert r.status_code == 201, r.text
+    plan = r.json()
+    assert (plan["lesion"]["length_mm"], plan["lesion"]["width_mm"]) == (20.0, 15.0)
+    assert plan["lesion"]["measurement_mode"] is None
+    assert any("measurement mode 'axial' not applied" in w for w in plan["warnings"])
