@@ -34,6 +34,19 @@ NEAR_SEED_MM = 10.0
 SHELL_MM = 3.0
 MIN_NEIGHBOUR_CONTRAST_HU = 4.0
 BAND_MM = 4.0
+# Edge refinement: voxels within EDGE_BAND_MM inside the outline, or EDGE_STEP_MM outside it,
+# are judged against the tissue read EDGE_RING_MM beyond the outline; EDGE_PASSES passes, so
+# the outline moves out by at most EDGE_PASSES * EDGE_STEP_MM from the windowed region.
+EDGE_BAND_MM = 2.5
+EDGE_STEP_MM = 1.0
+EDGE_RING_MM = 3.0
+EDGE_PASSES = 3
+# Gaussian smoothing of the final mask: single-voxel bumps from noise on a 10 HU edge would
+# otherwise set the Feret diameters, which are extremes.
+MASK_SIGMA_MM = 0.8
+# The search starts in a small sphere, and uses the whole search radius when the lesion
+# touches the small sphere's edge: most lesions fit, and a small box is fast.
+FIRST_SEARCH_RADIUS_MM = 25.0
 OPENING_FRACTION = 0.35
 MAX_OPENING_MM = 6.0
 
@@ -44,7 +57,6 @@ class LesionMask:
     offset_kji: tuple[int, int, int]
     seed_lps_mm: tuple[float, float, float]
     hu_window: tuple[float, float] | None  # None when the lesion was not segmented
-    touches_search_limit: bool
 
     def full_mask(self, shape: tuple[int, int, int]) -> npt.NDArray[np.bool_]:
         out = np.zeros(shape, dtype=bool)
@@ -146,6 +158,60 @@ def _split_from_neighbour(
     return refined if refined[seed] else None
 
 
+def _refine_edges(
+    region: npt.NDArray[np.bool_],
+    smooth: npt.NDArray[np.float32],
+    allowed: npt.NDArray[np.bool_],
+    spacing: tuple[float, float, float],
+) -> npt.NDArray[np.bool_]:
+    """Re-judge the voxels near the outline against the denser tissue just beyond it.
+
+    Against a denser neighbour (muscle, marrow, cortex) a voxel belongs to the lesion when
+    its value is below the midpoint of the lesion's and the neighbour's: that is where a
+    blurred edge crosses, so the outline lands on the true edge whatever the neighbour and
+    however blurred the image. The neighbour is read at the nearest voxel of a ring
+    EDGE_STEP_MM to EDGE_RING_MM outside. Edges against lighter tissue (fat, lung) are left
+    as the window drew them: a thin strip of muscle on fat looks like the lesion's own
+    partial-volume rim there and would be drawn in.
+    """
+    margin = np.asarray([int(np.ceil((EDGE_RING_MM + 1.0) / sp)) for sp in spacing])
+    found = np.argwhere(region)
+    lo = np.maximum(found.min(axis=0) - margin, 0)
+    hi = np.minimum(found.max(axis=0) + 1 + margin, region.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    inner, values = region[box], smooth[box]
+    inside_mm = distance_map_mm(~inner, spacing)
+    outside_mm = distance_map_mm(inner, spacing)
+    core = inside_mm > EDGE_BAND_MM
+    lesion_hu = float(np.median(values[core] if core.sum() >= 20 else values[inner]))
+    ring = (outside_mm > EDGE_STEP_MM) & (outside_mm <= EDGE_RING_MM)
+    if not ring.any():
+        return region
+    nearest = ndimage.distance_transform_edt(
+        ~ring, sampling=spacing, return_distances=False, return_indices=True
+    )
+    beyond = values[tuple(nearest)]
+    denser = beyond > lesion_hu + MIN_NEIGHBOUR_CONTRAST_HU
+    judged = np.where(denser, values < (lesion_hu + beyond) / 2.0, inner)
+    band = (inside_mm <= EDGE_BAND_MM) & (outside_mm <= EDGE_STEP_MM)
+    out = region.copy()
+    out[box] = np.where(band, judged, inner) & allowed[box]
+    return out
+
+
+def _smooth_outline(
+    region: npt.NDArray[np.bool_], seed: tuple[int, ...], spacing: tuple[float, float, float]
+) -> npt.NDArray[np.bool_]:
+    """Gaussian-smoothed mask at its half level, the seed's component, holes filled."""
+    sigma = [MASK_SIGMA_MM / sp for sp in spacing]
+    smoothed = ndimage.gaussian_filter(region.astype(np.float32), sigma) >= 0.5
+    labels, n = ndimage.label(smoothed)
+    if n == 0:  # a lesion a few voxels across: nothing left to smooth
+        return np.asarray(ndimage.binary_fill_holes(region))
+    keep = labels[seed] or 1 + int(np.argmax(np.bincount(labels[region], minlength=n + 1)[1:]))
+    return np.asarray(ndimage.binary_fill_holes(labels == keep))
+
+
 def _describe(hu: float) -> str:
     if hu < -400:
         return "air or lung"
@@ -154,29 +220,28 @@ def _describe(hu: float) -> str:
     return "bone"
 
 
-def segment_lesion(
+@dataclass(frozen=True)
+class _Grown:
+    region: npt.NDArray[np.bool_]  # on the search box
+    box_start_kji: tuple[int, int, int]
+    hu_window: tuple[float, float]
+    touches_search_limit: bool
+
+
+def _grow(
     volume: CTVolume,
     anatomy: Anatomy,
-    seed_lps_mm: tuple[float, float, float],
+    seed: tuple[int, int, int],
+    radius_mm: float,
     rules: SegmentationRules,
-    search_radius_mm: float | None = None,
-    hu_window: tuple[float, float] | None = None,
-) -> LesionMask:
-    """Grow the soft-tissue-density lesion around the seed; refuse seeds that are not on one."""
-    geo = volume.geometry
-    spacing = geo.spacing_kji_mm()
-    seed_kji = geo.lps_to_kji(seed_lps_mm)
-    if not geo.contains_kji(seed_kji):
-        raise InvalidSeed("the seed point lies outside the scanned volume")
-    seed = tuple(int(v) for v in np.rint(seed_kji))
-    if not anatomy.body[seed]:
-        raise InvalidSeed("the seed point lies outside the patient's body")
-
-    radius = search_radius_mm or rules.search_radius_mm
-    lo_idx = [max(0, s - int(np.ceil(radius / sp))) for s, sp in zip(seed, spacing, strict=True)]
+    hu_window: tuple[float, float] | None,
+) -> _Grown:
+    """The lesion around the seed within ``radius_mm`` of it."""
+    spacing = volume.geometry.spacing_kji_mm()
+    lo_idx = [max(0, s - int(np.ceil(radius_mm / sp))) for s, sp in zip(seed, spacing, strict=True)]
     hi_idx = [
-        min(n, s + int(np.ceil(radius / sp)) + 1)
-        for s, n, sp in zip(seed, geo.shape, spacing, strict=True)
+        min(n, s + int(np.ceil(radius_mm / sp)) + 1)
+        for s, n, sp in zip(seed, volume.geometry.shape, spacing, strict=True)
     ]
     box = tuple(slice(a, b) for a, b in zip(lo_idx, hi_idx, strict=True))
     # Median, not Gaussian: it quiets the noise enough to tell a lesion from muscle 10 HU
@@ -202,15 +267,15 @@ def segment_lesion(
     else:
         lo, hi = lo_rule, hi_rule
 
-    in_sphere = dist2 <= radius**2
+    in_sphere = dist2 <= radius_mm**2
+    allowed = in_sphere & anatomy.body[box] & ~anatomy.air[box]
     # Lesion voxels against bone read denser (partial volume): next to bone, accept up to the
     # lesion/bone midpoint.
     # Smoothing would spread the bone into them, so they are judged on the raw HU.
     near_bone = anatomy.distance_mm["bone"][box] <= PARTIAL_VOLUME_REACH * max(spacing[1:])
     raw = volume.hu[box]
     partial = near_bone & (raw >= lo) & (raw <= (seed_hu + BONE_PARTIAL_HU) / 2)
-    candidate = (((smooth >= lo) & (smooth <= hi)) | partial) & in_sphere & anatomy.body[box]
-    candidate &= ~anatomy.air[box] & ~anatomy.bone[box]
+    candidate = (((smooth >= lo) & (smooth <= hi)) | partial) & allowed & ~anatomy.bone[box]
 
     region = _open_around_seed(candidate, partial, local_seed, spacing, rules)
     if region is None:
@@ -224,24 +289,59 @@ def segment_lesion(
             region = _open_around_seed(refined, partial, local_seed, spacing, rules)
             if region is None:  # cannot happen: the seed passed both windows
                 region = refined
-    region = ndimage.binary_fill_holes(region)
-    voxel_ml = geo.voxel_volume_ml
-    if region.sum() * voxel_ml < rules.min_volume_ml:
+    for _ in range(EDGE_PASSES):
+        region = _refine_edges(region, smooth, allowed, spacing)
+    region = _smooth_outline(region, local_seed, spacing)
+    edge = dist2 > (radius_mm - max(spacing)) ** 2
+    return _Grown(
+        region=region,
+        box_start_kji=(lo_idx[0], lo_idx[1], lo_idx[2]),
+        hu_window=(float(lo), float(hi)),
+        touches_search_limit=bool((region & edge).any()),
+    )
+
+
+def segment_lesion(
+    volume: CTVolume,
+    anatomy: Anatomy,
+    seed_lps_mm: tuple[float, float, float],
+    rules: SegmentationRules,
+    search_radius_mm: float | None = None,
+    hu_window: tuple[float, float] | None = None,
+) -> LesionMask:
+    """Grow the soft-tissue-density lesion around the seed; refuse seeds that are not on one."""
+    geo = volume.geometry
+    seed_kji = geo.lps_to_kji(seed_lps_mm)
+    if not geo.contains_kji(seed_kji):
+        raise InvalidSeed("the seed point lies outside the scanned volume")
+    seed = (int(np.rint(seed_kji[0])), int(np.rint(seed_kji[1])), int(np.rint(seed_kji[2])))
+    if not anatomy.body[seed]:
+        raise InvalidSeed("the seed point lies outside the patient's body")
+
+    max_radius = search_radius_mm or rules.search_radius_mm
+    radius = min(FIRST_SEARCH_RADIUS_MM, max_radius)
+    grown = _grow(volume, anatomy, seed, radius, rules, hu_window)
+    if grown.touches_search_limit and radius < max_radius:
+        grown = _grow(volume, anatomy, seed, max_radius, rules, hu_window)
+    if grown.touches_search_limit:
+        raise LesionNotFound(
+            f"the region grown from the seed reaches the {max_radius:.0f} mm search radius: "
+            "the lesion cannot be told from the soft tissue around it here; measure it "
+            "yourself (manual mode), or give a narrower HU window or a larger search radius"
+        )
+
+    region = grown.region
+    if region.sum() * geo.voxel_volume_ml < rules.min_volume_ml:
         raise LesionNotFound(
             f"the region grown from the seed is smaller than {rules.min_volume_ml} mL: "
             "no lesion found there"
         )
-    shell = in_sphere & ~ndimage.binary_erosion(in_sphere)
-    touches = bool((region & shell).any())
-
     found = np.argwhere(region)
     a, b = found.min(axis=0), found.max(axis=0) + 1
-    cropped = region[a[0] : b[0], a[1] : b[1], a[2] : b[2]].copy()
-    offset = tuple(int(x) for x in np.asarray(lo_idx) + a)
+    offset = np.asarray(grown.box_start_kji) + a
     return LesionMask(
-        mask=cropped,
-        offset_kji=(offset[0], offset[1], offset[2]),
+        mask=region[a[0] : b[0], a[1] : b[1], a[2] : b[2]].copy(),
+        offset_kji=(int(offset[0]), int(offset[1]), int(offset[2])),
         seed_lps_mm=(float(seed_lps_mm[0]), float(seed_lps_mm[1]), float(seed_lps_mm[2])),
-        hu_window=(float(lo), float(hi)),
-        touches_search_limit=touches,
+        hu_window=grown.hu_window,
     )

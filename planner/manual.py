@@ -90,7 +90,6 @@ def manual_lesion(
         offset_kji=(int(lo[0]), int(lo[1]), int(lo[2])),
         seed_lps_mm=_p(centre),
         hu_window=None,
-        touches_search_limit=False,
     )
     measurement = Measurement(
         length_mm=length,

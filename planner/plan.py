@@ -208,11 +208,6 @@ def make_plan(
             f"{needles[0].craniocaudal_angle_deg:.0f}° toward the "
             f"{needles[0].craniocaudal_tilt_toward}; check it on an oblique reformat"
         )
-    if lesion.touches_search_limit:
-        warnings.append(
-            "the segmented lesion reaches the search radius: it may have leaked into "
-            "neighbouring tissue; check the outline"
-        )
     if dose.borderline:
         alt = " or ".join(f"{v:g} mL" for v in dose.alternative_anaesthetic_ml)
         lo, hi = dose.volume_interval_ml

@@ -84,7 +84,6 @@ def test_a_leaked_outline_never_lets_a_path_cross_bone_away_from_the_target(pati
         offset_kji=(0, 0, 0),
         seed_lps_mm=ct.seed_lps_mm,
         hu_window=None,
-        touches_search_limit=True,
     )
     for position in ("HFS", "HFP", "HFDL"):
         rules = TrajectoryRules()
