@@ -3,9 +3,10 @@
 Input: :class:`~planner.volume.CTVolume`.
 Output: :class:`Anatomy` on the volume grid ([slice, row, column]): body (patient only: the CT
 table and anything outside the patient removed, internal air filled), bone, lung and air
-inside the body, spinal canal and vertebral column (where found); the skin voxels with their
-outward normals (LPS); and, per forbidden structure, the distance map (mm) used to check
-needle clearance. Computed once per series; each plan reuses it.
+inside the body, spinal canal and vertebral column (where found), the opacified large vessels
+(contrast-enhanced series only, :mod:`planner.vessels`; they are not bone); the skin voxels
+with their outward normals and positions (LPS); and, per forbidden structure, the distance map
+(mm) used to check needle clearance. Computed once per series; each plan reuses it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import SimpleITK as sitk
 from scipy import ndimage
 
+from planner.distance import DISTANCE_CAP_MM, distance_map_mm
+from planner.vessels import find_large_vessels
 from planner.volume import CTVolume
 
 BoolArray = npt.NDArray[np.bool_]
@@ -32,10 +34,6 @@ CANAL_HU = (-30.0, 70.0)
 CANAL_MIDLINE_MM = 30.0
 VERTEBRA_RADIUS_MM = 45.0
 SKIN_NORMAL_RADIUS_MM = 4.0
-# Distances above this are stored as this: beyond it clearance no longer changes a plan.
-DISTANCE_CAP_MM = 40.0
-# In-plane operations use a slice spacing this large, so nothing reaches across slices.
-_IN_PLANE_Z_MM = 1.0e5
 _IN_PLANE = np.array(
     [[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0]] * 3],
     dtype=bool,
@@ -49,28 +47,16 @@ class Anatomy:
     air: BoolArray
     canal: BoolArray
     spine: BoolArray
-    skin_kji: npt.NDArray[np.int32]
+    skin_kji: npt.NDArray[np.int32]  # sorted by slice
     skin_normals_lps: npt.NDArray[np.float32]
+    skin_lps_mm: npt.NDArray[np.float64]  # centres of the skin voxels, in skin_kji's order
     distance_mm: dict[str, FloatArray]
     structures_found: tuple[str, ...]
     warnings: tuple[str, ...]
-
-
-def distance_map_mm(
-    mask: BoolArray, spacing_kji: tuple[float, float, float], in_plane: bool = False
-) -> FloatArray:
-    """Euclidean distance (mm) from every voxel to the nearest voxel of ``mask``, capped."""
-    if not mask.any():
-        return np.full(mask.shape, DISTANCE_CAP_MM, dtype=np.float32)
-    image = sitk.GetImageFromArray(mask.view(np.uint8))
-    sz, sy, sx = spacing_kji
-    image.SetSpacing((sx, sy, _IN_PLANE_Z_MM if in_plane else sz))
-    dist = sitk.SignedMaurerDistanceMap(
-        image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
-    )
-    out = sitk.GetArrayFromImage(dist).astype(np.float32, copy=False)
-    np.clip(out, 0.0, DISTANCE_CAP_MM, out=out)
-    return out
+    vessel: BoolArray | None = None  # opacified large vessels; None when not found
+    contrast_enhanced: bool = False
+    # Why large vessels could not be checked (non-contrast series...); None when they were.
+    vessel_warning: str | None = None
 
 
 def _largest_component(mask: BoolArray) -> BoolArray:
@@ -226,13 +212,17 @@ def _distance_in_box(
 
 
 def segment_anatomy(volume: CTVolume) -> Anatomy:
-    """Body, bone, air/lung, spinal canal, vertebral column, skin and distance maps."""
+    """Body, bone, air/lung, spinal canal, vertebral column, large vessels (contrast-enhanced
+    series), skin and distance maps."""
     warnings: list[str] = []
     spacing = volume.geometry.spacing_kji_mm()
     body = body_mask(volume)
     bone = (volume.hu > BONE_HU) & body
     air = (volume.hu < AIR_HU) & body
     canal = _find_canal(volume, bone, body)
+    vessels = find_large_vessels(volume, body, canal)
+    if vessels.mask is not None:
+        bone &= ~vessels.mask  # opacified blood is as dense as marrow: it is not bone
     spine = _spine_from_canal(volume, bone, canal)
     skin, normals = skin_with_normals(volume, body)
     box = _bounding_box(body)
@@ -246,6 +236,9 @@ def segment_anatomy(volume: CTVolume) -> Anatomy:
         distances["spinal canal"] = _distance_in_box(canal, box, spacing)
     else:
         warnings.append("spinal canal not found: spine proximity and canal avoidance unchecked")
+    if vessels.mask is not None:
+        found.append("large vessels")
+        distances["large vessel"] = _distance_in_box(vessels.mask, box, spacing)
     return Anatomy(
         body=body,
         bone=bone,
@@ -254,7 +247,11 @@ def segment_anatomy(volume: CTVolume) -> Anatomy:
         spine=spine,
         skin_kji=skin,
         skin_normals_lps=normals,
+        skin_lps_mm=volume.geometry.kji_to_lps(skin),
         distance_mm=distances,
         structures_found=tuple(found),
         warnings=tuple(warnings),
+        vessel=vessels.mask,
+        contrast_enhanced=vessels.contrast_enhanced,
+        vessel_warning=vessels.warning,
     )

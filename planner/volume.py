@@ -49,6 +49,8 @@ class CTVolume:
     frame_of_reference_uid: str
     slices: tuple[SourceSlice, ...]
     warnings: tuple[str, ...] = ()
+    # ContrastBolusAgent (0018,0010) of the series; empty when the header names none.
+    contrast_agent: str = ""
 
 
 def _float_list(ds: Dataset, keyword: str, n: int) -> list[float]:
@@ -167,4 +169,5 @@ def load_volume(datasets: Sequence[Dataset]) -> CTVolume:
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
         slices=tuple(SourceSlice(str(ds.SOPInstanceUID), str(ds.SOPClassUID)) for ds in sorted_ds),
         warnings=tuple(warnings),
+        contrast_agent=str(first.get("ContrastBolusAgent", "") or "").strip(),
     )
