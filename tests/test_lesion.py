@@ -1,0 +1,108 @@
+"""Lesion segmentation on small synthetic volumes: the hard edges of a real lytic lesion.
+
+The phantom is a lesion (40 HU) breaking through the cortex of a bone (marrow 250 HU, cortex
+900 HU) into muscle only 10 HU denser than itself, imaged with partial volume (2x
+supersampling), a half-voxel blur and 10 HU noise, like the sample cases at full size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from tools import make_ct_series, set_ct_pixels
+
+from planner.anatomy import segment_anatomy
+from planner.errors import LesionNotFound
+from planner.lesion import segment_lesion
+from planner.measure import measure_lesion
+from planner.rules import PlanningRules
+from planner.volume import CTVolume, load_volume
+
+SIZE = 56  # voxels per axis, 1 mm
+SEMI_AXES_MM = (10.0, 6.5, 5.5)  # x, y, z: L = 20 mm, W = 13 mm
+CENTRE_MM = (0.0, 0.0, 0.0)  # relative to the volume centre
+CORTEX_Y_MM = (3.0, 5.0)  # the lesion sits across the cortex: marrow above, muscle below
+
+
+def _tissue(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    hu = np.full(np.broadcast(x, y, z).shape, 50.0, dtype=np.float32)  # muscle
+    hu[np.broadcast_to(x * x + y * y > 24.0**2, hu.shape)] = -100.0  # subcutaneous fat
+    cortex = (y >= CORTEX_Y_MM[0]) & (y <= CORTEX_Y_MM[1]) & (x * x + y * y <= 24.0**2)
+    marrow = (y > CORTEX_Y_MM[1]) & (y <= 15.0) & (x * x + y * y <= 24.0**2)
+    hu[np.broadcast_to(marrow, hu.shape)] = 250.0
+    hu[np.broadcast_to(cortex, hu.shape)] = 900.0
+    a, b, c = SEMI_AXES_MM
+    lesion = (x / a) ** 2 + (y / b) ** 2 + (z / c) ** 2 <= 1.0
+    hu[lesion] = 40.0
+    return hu
+
+
+def _phantom(noise_seed: int = 7) -> tuple[CTVolume, np.ndarray]:
+    """Volume and the truth mask (voxel centres inside the lesion)."""
+    fine = (np.arange(2 * SIZE) - (2 * SIZE - 1) / 2.0) / 2.0  # 0.5 mm sub-voxel centres
+    z, y, x = np.meshgrid(fine, fine, fine, indexing="ij", sparse=True)
+    hu = _tissue(x, y, z).reshape(SIZE, 2, SIZE, 2, SIZE, 2).mean(axis=(1, 3, 5))
+    hu = ndimage.gaussian_filter(hu, 0.5)
+    hu += np.random.default_rng(noise_seed).normal(0.0, 10.0, hu.shape).astype(np.float32)
+    centres = np.arange(SIZE) - (SIZE - 1) / 2.0
+    zc, yc, xc = np.meshgrid(centres, centres, centres, indexing="ij", sparse=True)
+    a, b, c = SEMI_AXES_MM
+    truth = (xc / a) ** 2 + (yc / b) ** 2 + (zc / c) ** 2 <= 1.0
+    datasets = make_ct_series(SIZE, SIZE, spacing_mm=(1.0, 1.0, 1.0))
+    for k, ds in enumerate(datasets):
+        set_ct_pixels(ds, np.rint(hu[k]).astype(np.int16))
+    return load_volume(datasets), truth
+
+
+@pytest.fixture(scope="module")
+def phantom() -> tuple[CTVolume, np.ndarray]:
+    return _phantom()
+
+
+def _seed_lps(volume: CTVolume) -> tuple[float, float, float]:
+    c = (SIZE - 1) / 2.0
+    p = volume.geometry.kji_to_lps(np.array([c, c, c]) + np.array(CENTRE_MM)[::-1])
+    return (float(p[0]), float(p[1]), float(p[2]))
+
+
+@pytest.mark.parametrize("noise_seed", [1, 2, 3, 4])
+def test_lesion_across_a_cortical_breach_measures_within_one_and_a_half_voxels(noise_seed):
+    # Over noise realisations the error spreads to about 1.5 mm (measured: 8 seeds, worst
+    # 1.51 mm on L, 1.11 mm on W): the edge against muscle is 10 HU at 10 HU noise.
+    volume, _ = _phantom(noise_seed)
+    anatomy = segment_anatomy(volume)
+    lesion = segment_lesion(volume, anatomy, _seed_lps(volume), PlanningRules().segmentation)
+    m = measure_lesion(lesion, volume.geometry)
+    assert m.length_mm == pytest.approx(2 * SEMI_AXES_MM[0], abs=1.6)
+    assert m.width_mm == pytest.approx(2 * SEMI_AXES_MM[1], abs=1.6)
+
+
+def test_outline_follows_the_edge_against_marrow_cortex_and_muscle(phantom):
+    volume, truth = phantom
+    anatomy = segment_anatomy(volume)
+    lesion = segment_lesion(volume, anatomy, _seed_lps(volume), PlanningRules().segmentation)
+    mask = lesion.full_mask(volume.geometry.shape)
+    outside_mm = ndimage.distance_transform_edt(~truth)
+    inside_mm = ndimage.distance_transform_edt(truth)
+    assert outside_mm[mask].max() <= 1.5, "the outline leaks into the tissue around"
+    # At 10 HU contrast and 10 HU noise the rim voxels are a coin toss and noise leaves
+    # dents; the lesion's body must be there.
+    deep = truth & (inside_mm > 1.5)
+    assert (mask & deep).sum() >= 0.9 * deep.sum()
+    assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) >= 0.8
+
+
+def test_a_seed_in_plain_muscle_is_refused_when_the_region_fills_the_search_sphere(phantom):
+    volume, _ = phantom
+    anatomy = segment_anatomy(volume)
+    c = (SIZE - 1) / 2.0
+    in_muscle = volume.geometry.kji_to_lps(np.array([c, c - 14.0, c]))  # 14 mm anterior
+    with pytest.raises(LesionNotFound, match="search radius"):
+        segment_lesion(
+            volume,
+            anatomy,
+            (float(in_muscle[0]), float(in_muscle[1]), float(in_muscle[2])),
+            PlanningRules().segmentation,
+            search_radius_mm=12.0,
+        )
