@@ -16,7 +16,8 @@ import numpy.typing as npt
 import SimpleITK as sitk
 from scipy import ndimage
 
-from planner.anatomy import Anatomy, distance_map_mm
+from planner.anatomy import Anatomy
+from planner.distance import distance_map_mm
 from planner.errors import InvalidSeed, LesionNotFound
 from planner.rules import SegmentationRules
 from planner.volume import CTVolume
