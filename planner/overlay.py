@@ -248,7 +248,15 @@ def _draw_view(
     scale = max(1, int(np.ceil(MIN_IMAGE_PX / max(rows, cols))))
     w, h = cols * scale, rows * scale
     base = Image.fromarray(plane.grey).resize((w, h), Image.Resampling.BILINEAR)
-    arr = np.zeros((max(h, 512), w + PANEL_WIDTH_PX, 3), dtype=np.uint8)
+    panel = [
+        (part, colour)
+        for text, colour in _text_lines(plan, geo, needle, measurement_view)
+        for part in _wrap(text, 40)
+    ]
+    warnings = [part for warning in plan.warnings for part in _wrap("! " + warning, 44)]
+    # The canvas grows to show every warning: none may be cut off the panel.
+    panel_px = 10 + 20 * len(panel) + 16 * len(warnings) + 10
+    arr = np.zeros((max(h, 512, panel_px), w + PANEL_WIDTH_PX, 3), dtype=np.uint8)
     arr[:h, :w] = np.asarray(base.convert("RGB"))
     if plane.lesion.any():
         big = np.kron(plane.lesion, np.ones((scale, scale), dtype=bool))
@@ -299,15 +307,12 @@ def _draw_view(
     draw.text((10, 8), plane.label, fill=WHITE, font=small)
 
     y = 10
-    for text, colour in _text_lines(plan, geo, needle, measurement_view):
-        for part in _wrap(text, 40):
-            draw.text((w + 12, y), part, fill=colour, font=font)
-            y += 20
-    for warning in plan.warnings:
-        for part in _wrap("! " + warning, 44):
-            if y < canvas.height - 18:
-                draw.text((w + 12, y), part, fill=ORANGE, font=small)
-                y += 16
+    for part, colour in panel:
+        draw.text((w + 12, y), part, fill=colour, font=font)
+        y += 20
+    for part in warnings:
+        draw.text((w + 12, y), part, fill=ORANGE, font=small)
+        y += 16
     return np.asarray(canvas, dtype=np.uint8)
 
 

@@ -1,25 +1,28 @@
 """Independent survey of straight needle routes to a lesion, on the analytic patient model.
 
 Input: a case spec (patient model + lesion) and :class:`SurveySettings`. Output:
-:class:`PathSurvey`: the craniocaudal tilts at which a safe straight route exists and what
-blocks the others. :func:`check_access` classifies a case as
-:class:`~sample_series.spec.NeedleAccess`; the tests hold every catalogue case to its
+:class:`PathSurvey`: the craniocaudal tilts at which a safe straight route exists, the best
+clearance found at each tilt and what blocks the others. :func:`check_access` classifies a case
+as :class:`~sample_series.spec.NeedleAccess`; the tests hold every catalogue case to its
 declared access under both readings of "bone other than the target" (below).
 
 Method: the model (with the lesion) is painted on a 1 mm LPS label grid around the lesion.
 From target points inside the lesion (lobe centres, the centroid and points at 85 % of each
 semi-axis) rays are cast every 3 degrees of azimuth at each requested tilt (angle to the
 axial plane). A route is safe when, after leaving the lesion, the ray meets only soft tissue
-(or lesion) until it leaves the skin within ``max_depth_mm``, and four parallel rays
-``clearance_mm`` away stay clear of bone, lung, canal, vessels and the table too (they are not
-checked in the first ``grace_mm`` after the lesion, where the tip sits against its target).
-With ``host_bone_margin_mm`` set, the lesion's own bone within that distance of the lesion
-is passable (a needle may cross the target bone's cortex); with None every bone blocks.
+(or lesion) until it leaves the skin within ``max_depth_mm``, and every sample of it stays at
+least ``clearance_mm`` (Euclidean distance on the label grid) from bone, lung, canal, vessels
+and the table (not checked in the first ``grace_mm`` after the lesion, where the tip sits
+against its target). ``clearance_mm`` defaults to the clinical rule the planner applies: the
+22 G needle's radius plus the 3 mm clearance margin (restated here, not imported). With
+``host_bone_margin_mm`` set, the lesion's own bone within that distance of the lesion is
+passable (a needle may cross the target bone's cortex); with None every bone blocks.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -34,6 +37,12 @@ from sample_series.tissues import LabelCode, group_mask_lut, label_lut
 
 HOST_NEAR_LESION = 8  # survey-only code: host bone close enough to the lesion to cross
 ALL_TILTS_DEG = tuple(float(t) for t in range(-40, 41, 5))
+# The clinical clearance rule (CLINICAL.md, README CTPLAN_CLEARANCE_MARGIN_MM): a 22 G needle
+# (outer diameter 0.72 mm) keeps its radius plus a 3 mm margin from every forbidden structure.
+NEEDLE_RADIUS_MM = 0.36
+CLEARANCE_MARGIN_MM = 3.0
+# Clearances are measured exactly up to this many grid steps (5 mm on the 1 mm grid).
+CLEARANCE_REACH_VOXELS = 5
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class SurveySettings:
     tilts_deg: tuple[float, ...] = ALL_TILTS_DEG
     azimuth_step_deg: float = 3.0
     max_depth_mm: float = 150.0
-    clearance_mm: float = 2.5
+    clearance_mm: float = NEEDLE_RADIUS_MM + CLEARANCE_MARGIN_MM
     grace_mm: float = 3.0
     sample_mm: float = 1.0
     grid_mm: float = 1.0
@@ -55,6 +64,9 @@ class PathSurvey:
     best_entry_lps_mm: tuple[float, float, float] | None  # skin entry of the least tilted route
     best_target_lps_mm: tuple[float, float, float] | None
     blocked_by: tuple[tuple[str, float], ...]  # first obstacle of failed rays, fraction
+    # per surveyed tilt, the most clearance (mm, at most 5) of a route that reaches the skin
+    # through soft tissue only (0 when none does): safe where it is at least clearance_mm
+    clearance_by_tilt_mm: tuple[tuple[float, float], ...] = ()
 
     @property
     def min_tilt_deg(self) -> float | None:
@@ -100,6 +112,48 @@ def _survey_labels(spec: CaseSpec, s: SurveySettings) -> tuple[npt.NDArray[np.ui
     return np.pad(labels, 1, constant_values=LabelCode.AIR), origin
 
 
+def _clearance_mm(labels: npt.NDArray[np.uint8], passable: list[int], grid_mm: float) -> np.ndarray:
+    """Distance (mm) from every grid point to the nearest forbidden voxel (anything but the
+    passable labels and air), exact up to ``CLEARANCE_REACH_VOXELS`` voxels, inf beyond.
+
+    Separable squared Euclidean distance (one pass per axis: the minimum over the offsets
+    along that axis of the previous pass plus the offset squared), kept in uint8."""
+    far = np.uint8(200)  # > 3 * CLEARANCE_REACH_VOXELS**2: "farther than the reach"
+    sq = np.where(np.isin(labels, [*passable, LabelCode.AIR]), far, np.uint8(0))
+    for axis in range(3):
+        out = sq.copy()
+        n = sq.shape[axis]
+        for step in range(1, min(CLEARANCE_REACH_VOXELS, n - 1) + 1):
+            add = np.uint8(step * step)
+            lo = (slice(None),) * axis + (slice(0, n - step),)
+            hi = (slice(None),) * axis + (slice(step, n),)
+            np.minimum(out[lo], sq[hi] + add, out=out[lo])
+            np.minimum(out[hi], sq[lo] + add, out=out[hi])
+        sq = np.minimum(out, far)
+    dist = np.sqrt(sq.astype(np.float32))
+    dist[dist > CLEARANCE_REACH_VOXELS] = np.inf  # the nearest may lie outside the cube
+    return dist * np.float32(grid_mm)
+
+
+def _nearest_forbidden(
+    lookup: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.uint8]],
+    points: npt.NDArray[np.float64],
+    passable: list[int],
+    reach_mm: float,
+    grid_mm: float,
+) -> npt.NDArray[np.int64]:
+    """Label of the forbidden voxel nearest each point (within ``reach_mm``; 254 if none)."""
+    r = int(np.ceil(reach_mm / grid_mm)) + 1
+    g = np.arange(-r, r + 1) * grid_mm
+    offsets = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
+    offsets = offsets[np.argsort((offsets**2).sum(axis=1), kind="stable")]
+    labels = lookup(points[:, None, :] + offsets[None, :, :])
+    forbidden = ~np.isin(labels, [*passable, LabelCode.AIR])
+    first = np.argmax(forbidden, axis=1)
+    found = forbidden[np.arange(len(points)), first]
+    return np.where(found, labels[np.arange(len(points)), first], 254).astype(np.int64)
+
+
 @lru_cache(maxsize=128)
 def survey_paths(spec: CaseSpec, settings: SurveySettings = SurveySettings()) -> PathSurvey:
     s = settings
@@ -108,51 +162,57 @@ def survey_paths(spec: CaseSpec, settings: SurveySettings = SurveySettings()) ->
     flat = labels.reshape(-1)
     nj, ni = labels.shape[1], labels.shape[2]
 
-    def lookup(p: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+    def flat_index(p: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         idx = np.rint((p - origin) / s.grid_mm).astype(np.int64)
         np.clip(idx, 0, upper, out=idx)
-        return flat[(idx[..., 2] * nj + idx[..., 1]) * ni + idx[..., 0]]
+        return (idx[..., 2] * nj + idx[..., 1]) * ni + idx[..., 0]
+
+    def lookup(p: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
+        return flat[flat_index(p)]
 
     tilts = np.repeat(np.asarray(s.tilts_deg), int(round(360.0 / s.azimuth_step_deg)))
     az = np.radians(np.tile(np.arange(0.0, 360.0, s.azimuth_step_deg), len(s.tilts_deg)))
     t = np.radians(tilts)
     dirs = np.stack([np.cos(t) * np.cos(az), np.cos(t) * np.sin(az), np.sin(t)], axis=1)
-    p1 = np.cross(dirs, [0.0, 0.0, 1.0])
-    p1 /= np.linalg.norm(p1, axis=1, keepdims=True)
-    p2 = np.cross(dirs, p1)
     n = int(s.max_depth_mm / s.sample_mm) + 2
     depth = np.arange(n) * s.sample_mm
     steps = np.arange(n)[None, :]
     passable: list[int] = [LabelCode.SOFT_TISSUE, LabelCode.LESION]
     if s.host_bone_margin_mm is not None:
         passable.append(HOST_NEAR_LESION)
+    clear_flat = _clearance_mm(labels, passable, s.grid_mm).reshape(-1)
+    reach_mm = CLEARANCE_REACH_VOXELS * s.grid_mm
     rows = np.arange(len(dirs))
     safe: set[float] = set()
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     obstacles: Counter[str] = Counter()
+    by_tilt: dict[float, float] = {float(x): 0.0 for x in s.tilts_deg}
     for target in _targets(spec):
-        ray = depth[None, :, None] * dirs[:, None, :]
-        centre = lookup(target + ray)  # (M, n)
+        ray = target + depth[None, :, None] * dirs[:, None, :]
+        cells = flat_index(ray)  # (M, n)
+        centre = flat[cells]
         exit_m = np.argmin(centre == LabelCode.LESION, axis=1)
         bad = ~np.isin(centre, passable) & (steps >= exit_m[:, None])
         stop_m = np.where(bad.any(axis=1), np.argmax(bad, axis=1), n - 1)
         stop_label = centre[rows, stop_m]
-        ok = bad.any(axis=1) & (stop_label == LabelCode.AIR)
+        reaches_skin = bad.any(axis=1) & (stop_label == LabelCode.AIR)
         obstacle = np.where(bad.any(axis=1), stop_label, 254).astype(np.int64)
         window = (steps >= (exit_m + int(np.ceil(s.grace_mm / s.sample_mm)))[:, None]) & (
             steps < stop_m[:, None]
         )
-        for off in (
-            s.clearance_mm * p1,
-            -s.clearance_mm * p1,
-            s.clearance_mm * p2,
-            -s.clearance_mm * p2,
-        ):
-            lab = lookup(target + off[:, None, :] + ray)
-            off_bad = window & ~np.isin(lab, [*passable, LabelCode.AIR])
-            hit = off_bad.any(axis=1) & ok
-            obstacle[hit] = lab[hit, np.argmax(off_bad[hit], axis=1)]
-            ok &= ~hit
+        along = np.where(window, clear_flat[cells], np.inf)
+        worst = np.argmin(along, axis=1)
+        clearance = along[rows, worst]
+        ok = reaches_skin & (clearance >= s.clearance_mm)
+        for m in np.flatnonzero(reaches_skin):
+            tilt = float(tilts[m])
+            by_tilt[tilt] = max(by_tilt[tilt], min(float(clearance[m]), reach_mm))
+        close = np.flatnonzero(reaches_skin & ~ok)
+        if close.size:
+            points = ray[close, worst[close]]
+            obstacle[close] = _nearest_forbidden(
+                lookup, points, passable, s.clearance_mm, s.grid_mm
+            )
         obstacles.update(_obstacle_name(int(v)) for v in obstacle[~ok])
         for m in np.nonzero(ok)[0]:
             safe.add(float(tilts[m]))
@@ -165,6 +225,7 @@ def survey_paths(spec: CaseSpec, settings: SurveySettings = SurveySettings()) ->
         best_entry_lps_mm=None if best is None else _v3(best[2]),
         best_target_lps_mm=None if best is None else _v3(best[1]),
         blocked_by=tuple((k, v / total) for k, v in obstacles.most_common()),
+        clearance_by_tilt_mm=tuple(sorted(by_tilt.items())),
     )
 
 
