@@ -19,6 +19,7 @@ from planner.manual import ManualMeasurement
 from planner.measure import measure_lesion
 from planner.plan import PlanRequest, make_plan
 from planner.rules import PlanningRules
+from planner.vessels import NON_CONTRAST_WARNING
 from planner.volume import CTVolume, load_volume
 
 SERIES = (
@@ -59,6 +60,16 @@ def test_body_mask_leaves_out_the_table(real):
     assert dense_below, "the table should appear below the patient in this series"
     assert not anatomy.body[k, dense_below, 256].any()
     assert "spinal canal" in anatomy.structures_found
+
+
+def test_non_contrast_series_has_no_vessel_mask_and_says_so(real):
+    """Protocol "Chest C-", no ContrastBolusAgent, aorta about 50 HU: vessels cannot be told
+    from soft tissue, and vertebral marrow (150-300 HU) must not pass for an opacified pool."""
+    volume, anatomy = real
+    assert volume.contrast_agent == ""
+    assert not anatomy.contrast_enhanced and anatomy.vessel is None
+    assert "large vessel" not in anatomy.distance_mm
+    assert anatomy.vessel_warning == NON_CONTRAST_WARNING
 
 
 def test_tumour_seed_segments_the_tumour_within_the_size_targets(real):
