@@ -1,7 +1,9 @@
 """Benchmark of the planning stages on a full-size phantom (not a test: it reports, it does
 not assert). Usage: ``.venv/bin/python bench/planning.py [--slices 300] [--repeat 5]``.
 
-Reports the median wall time of each stage and the process's peak resident memory.
+Reports the median wall time of each stage, including the full trajectory search over every
+candidate target of a plan (as the plan runs it) with its candidate paths (covered, and
+checked), and the process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from planner.anatomy import segment_anatomy
+from planner.dosing import dose_card
 from planner.lesion import segment_lesion
 from planner.measure import measure_lesion
-from planner.plan import PlanRequest, make_plan
+from planner.plan import TARGET_CANDIDATES, PlanRequest, make_plan, spine_distance_mm
 from planner.rules import PlanningRules
 from planner.target import TargetMode, choose_targets
 from planner.trajectory import UP_LPS, plan_trajectories
@@ -66,6 +69,36 @@ def main() -> None:
         ),
         args.repeat,
     )
+    # Every candidate target, as make_plan searches them.
+    m = measurement
+    dose = dose_card(
+        m.length_mm,
+        m.width_mm,
+        m.length_uncertainty_mm,
+        m.width_uncertainty_mm,
+        spine_distance_mm(volume, anatomy, lesion),
+        rules.dosing,
+    )
+    all_targets, _ = choose_targets(
+        volume,
+        anatomy,
+        lesion,
+        m.center_lps_mm,
+        up,
+        TargetMode.PERIOSTEAL,
+        max(TARGET_CANDIDATES, 2 * dose.suggested_needles),
+    )
+    search_s, searched = _median_s(
+        lambda: [
+            plan_trajectories(
+                volume, anatomy, lesion, t.lps_mm, volume.patient_position, rules.trajectory
+            )
+            for t in all_targets
+        ],
+        args.repeat,
+    )
+    covered = sum(r.candidates_evaluated for r in searched)
+    checked = sum(r.candidates_checked for r in searched)
     plan_s, plan = _median_s(
         lambda: make_plan(volume, anatomy, PlanRequest(seed_lps_mm=seed), rules), args.repeat
     )
@@ -78,7 +111,11 @@ def main() -> None:
     print(f"{'segmentation + measurement':44s} {seg_s + meas_s:6.2f} s")
     print(
         f"{'trajectory search, one target':44s} {traj_s:6.2f} s "
-        f"({traj.candidates_evaluated} candidate paths)"
+        f"({traj.candidates_evaluated} candidate paths, {traj.candidates_checked} checked)"
+    )
+    print(
+        f"{f'trajectory search, all {len(all_targets)} targets':44s} {search_s:6.2f} s "
+        f"({covered} candidate paths, {checked} checked)"
     )
     print(
         f"{'whole plan (all targets, dosing)':44s} {plan_s:6.2f} s "
