@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         (1.5, 5.0, 10.0, 15.0), description="Anaesthetic mixture per tier (mL)"
     )
     near_spine_mm: float = Field(30.0, ge=0, description="Lesion-to-spine distance for cortivazol")
+    min_diameter_uncertainty_mm: float = Field(
+        1.0, ge=0, description="Least error (mm) on L and W taken for the volume interval"
+    )
     needle_lengths_mm: tuple[float, ...] = Field(
         (90.0, 150.0, 200.0), description="Available 22 G needle lengths (mm)"
     )
@@ -109,7 +112,11 @@ class Settings(BaseSettings):
             )
         )
         return PlanningRules(
-            dosing=DosingRules(tiers=tiers, near_spine_mm=self.near_spine_mm),
+            dosing=DosingRules(
+                tiers=tiers,
+                near_spine_mm=self.near_spine_mm,
+                min_diameter_uncertainty_mm=self.min_diameter_uncertainty_mm,
+            ),
             segmentation=SegmentationRules(),
             trajectory=TrajectoryRules(
                 needle_lengths_mm=tuple(sorted(self.needle_lengths_mm)),

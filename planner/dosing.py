@@ -73,7 +73,11 @@ def dose_card(
     rules: DosingRules,
     site: Site | None = None,
 ) -> DoseCard:
-    """Dose card for a lesion of the given caliper size (mm) and spine distance (mm)."""
+    """Dose card for a lesion of the given caliper size (mm) and spine distance (mm).
+
+    The volume interval takes each diameter's uncertainty, or the rules' floor if larger."""
+    length_uncertainty_mm = max(length_uncertainty_mm, rules.min_diameter_uncertainty_mm)
+    width_uncertainty_mm = max(width_uncertainty_mm, rules.min_diameter_uncertainty_mm)
     volume = caliper_volume_ml(length_mm, width_mm)
     low = caliper_volume_ml(
         max(length_mm - length_uncertainty_mm, 0.0), max(width_mm - width_uncertainty_mm, 0.0)
