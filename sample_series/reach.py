@@ -11,12 +11,12 @@ From target points inside the lesion (lobe centres, the centroid and points at 8
 semi-axis) rays are cast every 3 degrees of azimuth at each requested tilt (angle to the
 axial plane). A route is safe when, after leaving the lesion, the ray meets only soft tissue
 (or lesion) until it leaves the skin within ``max_depth_mm``, and every sample of it stays at
-least ``clearance_mm`` (Euclidean distance on the label grid) from bone, lung, canal, vessels
-and the table (not checked in the first ``grace_mm`` after the lesion, where the tip sits
-against its target). ``clearance_mm`` defaults to the clinical rule the planner applies: the
-22 G needle's radius plus the 3 mm clearance margin (restated here, not imported). With
-``host_bone_margin_mm`` set, the lesion's own bone within that distance of the lesion is
-passable (a needle may cross the target bone's cortex); with None every bone blocks.
+least ``clearance_mm`` (Euclidean distance on the label grid) from lung, canal, vessels and
+the table from the target on, and from bone from ``grace_mm`` after the lesion on (nearer, the
+tip sits against its target's periosteum). ``clearance_mm`` defaults to the clinical rule the
+planner applies: the 22 G needle's radius plus the 3 mm clearance margin (restated here, not
+imported). With ``host_bone_margin_mm`` set, the lesion's own bone within that distance of the
+lesion is passable (a needle may cross the target bone's cortex); with None every bone blocks.
 """
 
 from __future__ import annotations
@@ -112,14 +112,14 @@ def _survey_labels(spec: CaseSpec, s: SurveySettings) -> tuple[npt.NDArray[np.ui
     return np.pad(labels, 1, constant_values=LabelCode.AIR), origin
 
 
-def _clearance_mm(labels: npt.NDArray[np.uint8], passable: list[int], grid_mm: float) -> np.ndarray:
-    """Distance (mm) from every grid point to the nearest forbidden voxel (anything but the
-    passable labels and air), exact up to ``CLEARANCE_REACH_VOXELS`` voxels, inf beyond.
+def _clearance_mm(forbidden: npt.NDArray[np.bool_], grid_mm: float) -> np.ndarray:
+    """Distance (mm) from every grid point to the nearest forbidden voxel, exact up to
+    ``CLEARANCE_REACH_VOXELS`` voxels, inf beyond.
 
     Separable squared Euclidean distance (one pass per axis: the minimum over the offsets
     along that axis of the previous pass plus the offset squared), kept in uint8."""
     far = np.uint8(200)  # > 3 * CLEARANCE_REACH_VOXELS**2: "farther than the reach"
-    sq = np.where(np.isin(labels, [*passable, LabelCode.AIR]), far, np.uint8(0))
+    sq = np.where(forbidden, np.uint8(0), far)
     for axis in range(3):
         out = sq.copy()
         n = sq.shape[axis]
@@ -180,7 +180,12 @@ def survey_paths(spec: CaseSpec, settings: SurveySettings = SurveySettings()) ->
     passable: list[int] = [LabelCode.SOFT_TISSUE, LabelCode.LESION]
     if s.host_bone_margin_mm is not None:
         passable.append(HOST_NEAR_LESION)
-    clear_flat = _clearance_mm(labels, passable, s.grid_mm).reshape(-1)
+    forbidden = ~np.isin(labels, [*passable, LabelCode.AIR])
+    # Bone near the target may be the target's own (periosteum); anything else may not.
+    is_bone = labels == LabelCode.BONE
+    bone_clear = _clearance_mm(forbidden & is_bone, s.grid_mm).reshape(-1)
+    other_clear = _clearance_mm(forbidden & ~is_bone, s.grid_mm).reshape(-1)
+    del forbidden, is_bone
     reach_mm = CLEARANCE_REACH_VOXELS * s.grid_mm
     rows = np.arange(len(dirs))
     safe: set[float] = set()
@@ -197,10 +202,12 @@ def survey_paths(spec: CaseSpec, settings: SurveySettings = SurveySettings()) ->
         stop_label = centre[rows, stop_m]
         reaches_skin = bad.any(axis=1) & (stop_label == LabelCode.AIR)
         obstacle = np.where(bad.any(axis=1), stop_label, 254).astype(np.int64)
-        window = (steps >= (exit_m + int(np.ceil(s.grace_mm / s.sample_mm)))[:, None]) & (
-            steps < stop_m[:, None]
+        before_skin = steps < stop_m[:, None]
+        past_grace = steps >= (exit_m + int(np.ceil(s.grace_mm / s.sample_mm)))[:, None]
+        along = np.minimum(
+            np.where(before_skin & past_grace, bone_clear[cells], np.inf),
+            np.where(before_skin, other_clear[cells], np.inf),
         )
-        along = np.where(window, clear_flat[cells], np.inf)
         worst = np.argmin(along, axis=1)
         clearance = along[rows, worst]
         ok = reaches_skin & (clearance >= s.clearance_mm)

@@ -10,7 +10,7 @@ import pytest
 from sample_series.catalogue import CASES, E2E_CASE, list_cases
 from sample_series.geometry import PatientPosition
 from sample_series.phantom import SampleCase, build_case
-from sample_series.reach import check_access
+from sample_series.reach import SurveySettings, check_access
 from sample_series.spec import BoneSite, NeedleAccess
 from sample_series.tissues import LabelCode
 from sample_series.truth import anaesthetic_tier, borderline_check, caliper_volume_ml
@@ -108,3 +108,14 @@ def test_access_declarations_hold() -> None:
                 (spec.name, [(s.settings.tilts_deg, s.safe_tilts_deg) for s in check.evidence])
             )
     assert not failures, failures
+
+
+def test_access_is_judged_by_the_clinical_clearance_rule() -> None:
+    """The truth's survey keeps the planner's rule (22 G radius + 3 mm margin) from every
+    forbidden structure; the tilted-only case has a tilted route with that clearance and no
+    route within 10 degrees of the axial plane, even crossing the target bone near the lesion."""
+    rule_mm = 0.72 / 2 + 3.0
+    assert SurveySettings().clearance_mm == pytest.approx(rule_mm)
+    near, far = check_access(CASES["costovertebral_tilted"]).evidence
+    assert max(c for _, c in far.clearance_by_tilt_mm) >= rule_mm
+    assert max(c for _, c in near.clearance_by_tilt_mm) < rule_mm
