@@ -146,7 +146,7 @@ def find_large_vessels(volume: CTVolume, body: BoolArray, canal: BoolArray) -> V
     hu = volume.hu
     spacing = volume.geometry.spacing_kji_mm()
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    agent = volume.contrast_agent
+    agent = volume.contrast_agent.strip()
     if agent.upper() in NO_AGENT:
         agent = ""
     blood = body & (hu >= BLOOD_HU[0]) & (hu <= BLOOD_HU[1])
