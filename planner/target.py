@@ -75,10 +75,13 @@ def _on_slices(volume: CTVolume, kji: npt.NDArray[np.float64]) -> npt.NDArray[np
 def _soft_tissue_near_bone(
     anatomy: Anatomy, cells: npt.NDArray[np.intp], touching_mm: float
 ) -> npt.NDArray[np.float64]:
-    """The cells that are soft tissue (not bone, air or canal) within touching_mm of bone."""
+    """The cells that are soft tissue (not bone, air, canal or a large vessel) within
+    touching_mm of bone."""
     k, j, i = cells[:, 0], cells[:, 1], cells[:, 2]
     keep = anatomy.distance_mm["bone"][k, j, i] <= touching_mm
     keep &= ~anatomy.bone[k, j, i] & ~anatomy.air[k, j, i] & ~anatomy.canal[k, j, i]
+    if anatomy.vessel is not None:
+        keep &= ~anatomy.vessel[k, j, i]
     keep &= anatomy.body[k, j, i]
     return cells[keep].astype(np.float64)
 
