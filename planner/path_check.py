@@ -88,12 +88,13 @@ class PathChecker:
         self.maps = {name: d.reshape(-1) for name, d in anatomy.distance_mm.items()}
         self.lesion = lesion
         # A sample farther than this from the target cannot fall in a lesion voxel (the
-        # farthest lesion voxel centre plus half a voxel diagonal); none is looked up there.
-        pts = geo.kji_to_lps(lesion.points_kji())
-        half_diagonal = 0.5 * float(np.linalg.norm(geo.spacing_mm))
-        self.lesion_reach_mm = float(np.linalg.norm(pts - target_lps_mm, axis=1).max())
-        self.lesion_reach_mm += half_diagonal + 1e-6
+        # farthest corner of the lesion's box plus half a voxel diagonal); none is looked up
+        # there.
         lo = np.asarray(lesion.offset_kji)
+        corners = lo + np.indices((2, 2, 2)).reshape(3, -1).T * (np.asarray(lesion.mask.shape) - 1)
+        half_diagonal = 0.5 * float(np.linalg.norm(geo.spacing_mm))
+        farthest = np.linalg.norm(geo.kji_to_lps(corners) - target_lps_mm, axis=1).max()
+        self.lesion_reach_mm = float(farthest) + half_diagonal + 1e-6
         if np.any(lo == 0) or np.any(lo + lesion.mask.shape >= geo.shape):
             self.lesion_reach_mm = math.inf  # clipped samples may land on it from anywhere
 

@@ -96,3 +96,55 @@ def test_a_leaked_outline_never_lets_a_path_cross_bone_away_from_the_target(pati
             far = depth * (1.0 - s) > rules.target_bone_allowance_mm + 1.0
             idx = np.rint(geo.lps_to_kji(pts[far])).astype(int)
             assert not anatomy.bone[idx[:, 0], idx[:, 1], idx[:, 2]].any(), position
+
+
+def _exhaustive_choice(volume, anatomy, lesion, target, rules):
+    """What checking every candidate and ranking the safe ones gives (no pruning)."""
+    from planner.path_check import PathChecker
+    from planner.path_search import (
+        CLEARANCE_SCORE_CAP_MM,
+        MAX_CANDIDATES,
+        MIN_ALTERNATIVE_SEPARATION_MM,
+        path_scores,
+    )
+    from planner.trajectory import UP_LPS, _candidates
+
+    target = np.asarray(target, dtype=float)
+    cands, _, _ = _candidates(volume, anatomy, target, np.asarray(UP_LPS["HFS"]), rules)
+    checker = PathChecker(volume, anatomy, lesion, target, cands.entries_lps_mm, 3.36, rules)
+    n = cands.depth_mm.size
+    idx = np.arange(n)
+    if n > MAX_CANDIDATES:
+        idx = idx[np.linspace(0, n - 1, MAX_CANDIDATES).astype(int)]
+    full = checker.check(idx)
+    ok = idx[full.ok]
+    capped = [np.minimum(c[full.ok], CLEARANCE_SCORE_CAP_MM) for c in full.clearance_mm.values()]
+    scores = path_scores(rules, cands, ok, np.minimum.reduce(capped))
+    chosen: list[int] = []
+    for o in np.argsort(scores, kind="stable"):
+        e = cands.entries_lps_mm[ok[o]]
+        far = [np.linalg.norm(e - cands.entries_lps_mm[ok[c]]) for c in chosen]
+        if all(d >= MIN_ALTERNATIVE_SEPARATION_MM for d in far):
+            chosen.append(int(o))
+        if len(chosen) > rules.alternatives:
+            break
+    expected = [(float(scores[c]), float(cands.depth_mm[ok[c]])) for c in chosen]
+    return checker, idx, full, expected
+
+
+def test_best_first_search_finds_what_checking_every_candidate_finds(patient):
+    from planner.trajectory import plan_trajectories
+
+    ct, volume, anatomy = patient
+    plan = make_plan(volume, anatomy, PlanRequest(seed_lps_mm=ct.seed_lps_mm), PlanningRules())
+    rules = TrajectoryRules()
+    result = plan_trajectories(volume, anatomy, plan.lesion, plan.target_lps_mm, "HFS", rules)
+    checker, idx, full, expected = _exhaustive_choice(
+        volume, anatomy, plan.lesion, plan.target_lps_mm, rules
+    )
+    got = [(n.score.total, n.score.depth_mm) for n in (*result.needles, *result.alternatives)]
+    assert np.allclose(got, expected, rtol=0.0, atol=1e-9), (got, expected)
+    assert result.candidates_evaluated == idx.size
+    assert result.candidates_checked < result.candidates_evaluated  # some were pruned
+    # The screen never passes over a path the full check would accept.
+    assert np.all(checker.screen(idx)[full.ok])
