@@ -32,7 +32,7 @@ def _ellipsoid_mask(spacing, semi_axes, angle_deg):
 @pytest.mark.parametrize("angle_deg", [0.0, 30.0, 65.0])
 def test_feret_length_and_width_of_ellipsoid_within_clinical_tolerance(angle_deg):
     g, mask = _ellipsoid_mask((0.8, 0.8, 2.0), (20.0, 12.0, 8.0), angle_deg)
-    m = measure_lesion(LesionMask(mask, (0, 0, 0), (0, 0, 0), (0, 100), False), g)
+    m = measure_lesion(LesionMask(mask, (0, 0, 0), (0, 0, 0), (0, 100)), g)
     assert m.length_mm == pytest.approx(40.0, abs=1.0)
     assert m.width_mm == pytest.approx(24.0, abs=1.0)
     l_dir = np.subtract(*m.length_endpoints_lps_mm)

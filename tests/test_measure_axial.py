@@ -33,7 +33,7 @@ def _ellipsoid(semi_axes_mm, rotation) -> tuple[VolumeGeometry, LesionMask]:
     rel = np.stack([i * SPACING_MM[0], j * SPACING_MM[1], k * SPACING_MM[2]], axis=-1)
     local = (rel - np.asarray(CENTRE_MM)) @ np.asarray(rotation)
     mask = ((local / np.asarray(semi_axes_mm)) ** 2).sum(axis=-1) <= 1.0
-    return g, LesionMask(mask, (0, 0, 0), CENTRE_MM, (0.0, 100.0), False)
+    return g, LesionMask(mask, (0, 0, 0), CENTRE_MM, (0.0, 100.0))
 
 
 def _in_plane(angle_deg: float) -> np.ndarray:
@@ -84,7 +84,7 @@ def test_the_widest_slice_wins_even_off_the_centre_slice():
     mask = np.zeros(SHAPE, dtype=bool)
     mask[15:22] = r_mm <= 6.0
     mask[22:24] = r_mm <= 10.0
-    m = measure_lesion(LesionMask(mask, (0, 0, 0), CENTRE_MM, None, False), g, "axial")
+    m = measure_lesion(LesionMask(mask, (0, 0, 0), CENTRE_MM, None), g, "axial")
     assert m.slice_index == 22  # equal widths on 22 and 23: the one nearer the centre
     assert m.length_mm == pytest.approx(20.0, abs=0.8)
     assert m.width_mm == pytest.approx(20.0, abs=0.8)
@@ -115,7 +115,7 @@ def test_axial_mode_follows_a_rotated_grid():
     lps = g.kji_to_lps(kji)
     local = (lps - (0.3, 0.2, 20.0)) / (15.0, 7.0, 5.0)
     mask = ((local**2).sum(axis=1) <= 1.0).reshape(20, 100, 100)
-    m = measure_lesion(LesionMask(mask, (0, 0, 0), (0.0, 0.0, 20.0), None, False), g, "axial")
+    m = measure_lesion(LesionMask(mask, (0, 0, 0), (0.0, 0.0, 20.0), None), g, "axial")
     assert m.slice_index == 10
     assert m.length_mm == pytest.approx(30.0, abs=0.8)
     assert m.width_mm == pytest.approx(14.0, abs=0.8)
