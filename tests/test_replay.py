@@ -302,7 +302,12 @@ def test_replay_reports_every_case_and_exits_by_the_outcome(replayed) -> None:
         row = next(r for r in rows if r and r[0] == name)
         assert ("PASS" if case["passed"] else "FAIL") in row
         assert case["passed"] == all(c["ok"] for c in case["checks"])
-        assert case["plan"] is not None, case["checks"]  # ingest and plan request worked
+        ingest = [c for c in case["checks"] if c["stage"] == "ingest"]
+        assert ingest and all(c["ok"] for c in ingest), ingest
+        if case["plan"] is None:  # refused by the service: a measurement failure saying why
+            created = next(c for c in case["checks"] if c["name"] == "plan created")
+            assert (created["stage"], created["ok"]) == ("measurement", False)
+            assert "HTTP 422" in created["detail"]
     assert report["passed"] == all(c["passed"] for c in cases.values())
     assert done.returncode == (0 if report["passed"] else 1) == report["exit_code"]
 
@@ -322,7 +327,7 @@ def test_junit_has_one_failure_per_failed_check(replayed) -> None:
 @pytest.mark.e2e
 def test_report_figures_follow_from_the_saved_plan(replayed) -> None:
     _, report, _, out = replayed
-    case = report["cases"][0]
+    case = next(c for c in report["cases"] if c["plan"] is not None)
     truth = load_truth(out / "cases" / case["name"])
     plan, evaluation = case["plan"], case["evaluation"]
     error = plan["lesion"]["length_mm"] - truth.length_mm
