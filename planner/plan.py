@@ -29,6 +29,7 @@ Point = tuple[float, float, float]
 TARGET_CANDIDATES = 5
 # Two needles in one session keep at least this distance between their shafts.
 MIN_NEEDLE_GAP_MM = 5.0
+SPINE_SEARCH_MM = 60.0
 
 
 def software_version() -> str:
@@ -73,13 +74,24 @@ class Plan:
 
 def spine_distance_mm(volume: CTVolume, anatomy: Anatomy, lesion: LesionMask) -> float | None:
     """Shortest distance (mm) from the lesion to the vertebral column or spinal canal."""
-    spine = anatomy.spine | anatomy.canal
-    if not spine.any():
-        return None
-    spine_pts = volume.geometry.kji_to_lps(np.argwhere(spine))
-    lesion_pts = volume.geometry.kji_to_lps(lesion.points_kji())
-    distances, _ = cKDTree(spine_pts).query(lesion_pts, k=1)
-    return float(distances.min())
+    geo = volume.geometry
+    lesion_pts = geo.kji_to_lps(lesion.points_kji())
+
+    def nearest_mm(spine_kji: np.ndarray) -> float:
+        distances, _ = cKDTree(geo.kji_to_lps(spine_kji)).query(lesion_pts, k=1)
+        return float(distances.min())
+
+    # First within SPINE_SEARCH_MM around the lesion: a distance under that margin found
+    # there is the shortest; a farther spine needs the whole volume.
+    margin = [int(np.ceil(SPINE_SEARCH_MM / sp)) for sp in geo.spacing_kji_mm()]
+    start = np.maximum(np.asarray(lesion.offset_kji) - margin, 0)
+    stop = np.minimum(np.asarray(lesion.offset_kji) + lesion.mask.shape + margin, geo.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
+    near = np.argwhere(anatomy.spine[box] | anatomy.canal[box])
+    if near.size and (d := nearest_mm(near + start)) <= SPINE_SEARCH_MM:
+        return d
+    everywhere = np.argwhere(anatomy.spine | anatomy.canal)
+    return nearest_mm(everywhere) if everywhere.size else None
 
 
 def _merge_warnings(results: list[TrajectoryResult], found: bool) -> tuple[str, ...]:
@@ -191,6 +203,7 @@ def make_plan(
         up_side=results[0].up_side,
         structures_checked=results[0].structures_checked,
         candidates_evaluated=sum(r.candidates_evaluated for r in results),
+        candidates_checked=sum(r.candidates_checked for r in results),
         warnings=_merge_warnings(results, bool(needles)),
     )
     target = needles[0].target_lps_mm if needles else targets[0].lps_mm
