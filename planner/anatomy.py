@@ -2,11 +2,11 @@
 
 Input: :class:`~planner.volume.CTVolume`.
 Output: :class:`Anatomy` on the volume grid ([slice, row, column]): body (patient only: the CT
-table and anything outside the patient removed, internal air filled), bone, lung and air
-inside the body, spinal canal and vertebral column (where found), the opacified large vessels
-(contrast-enhanced series only, :mod:`planner.vessels`; they are not bone); the skin voxels
-with their outward normals and positions (LPS); and, per forbidden structure, the distance map
-(mm) used to check needle clearance. Computed once per series; each plan reuses it.
+table and its cushion (:mod:`planner.table`) and anything outside the patient removed, internal
+air filled), bone, lung and air inside the body, spinal canal and vertebral column (where
+found), the opacified large vessels (contrast-enhanced series only, :mod:`planner.vessels`;
+they are not bone); the skin voxels with their outward normals and positions (LPS); and, per
+forbidden structure, the distance map (mm) used to check needle clearance. Computed once per series; each plan reuses it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from planner.distance import DISTANCE_CAP_MM, distance_map_mm
+from planner.table import TableFinding, find_table
 from planner.vessels import find_large_vessels
 from planner.volume import CTVolume
 
@@ -79,16 +80,34 @@ def _enclosed_in_plane(mask: BoolArray) -> tuple[npt.NDArray[np.int32], int]:
     return labels, n
 
 
-def body_mask(volume: CTVolume) -> BoolArray:
-    """The patient: the largest component above air density, table cut off, holes filled."""
+@dataclass(frozen=True)
+class Body:
+    """The patient's voxels ([slice, row, column]), the table taken out of them, and a warning
+    when a table was seen but could not be separated from the patient."""
+
+    mask: BoolArray
+    table: TableFinding
+    warnings: tuple[str, ...]
+
+
+def find_body(volume: CTVolume) -> Body:
+    """The patient: the largest component above air density, without the CT table and its
+    cushion (:mod:`planner.table`) or thin contacts with anything else, holes filled."""
     spacing = volume.geometry.spacing_kji_mm()
-    dense = volume.hu > BODY_HU
-    # In-plane opening by TABLE_CUT_RADIUS_MM cuts thin contacts with the table.
+    table = find_table(volume, BODY_HU)
+    dense = (volume.hu > BODY_HU) & ~table.mask
+    # In-plane opening by TABLE_CUT_RADIUS_MM cuts thin contacts (sheets, a table seen apart).
     core = distance_map_mm(~dense, spacing, in_plane=True) > TABLE_CUT_RADIUS_MM
     core = _largest_component(core)
     body = dense & (distance_map_mm(core, spacing, in_plane=True) <= TABLE_CUT_RADIUS_MM + 0.5)
     holes, _ = _enclosed_in_plane(body)
-    return np.asarray(body | (holes > 0))
+    warnings = (table.warning,) if table.warning else ()
+    return Body(np.asarray(body | (holes > 0)), table, warnings)
+
+
+def body_mask(volume: CTVolume) -> BoolArray:
+    """The patient's voxels ([slice, row, column]): see :func:`find_body`."""
+    return find_body(volume).mask
 
 
 def _find_canal(volume: CTVolume, bone: BoolArray, body: BoolArray) -> BoolArray:
@@ -216,7 +235,9 @@ def segment_anatomy(volume: CTVolume) -> Anatomy:
     series), skin and distance maps."""
     warnings: list[str] = []
     spacing = volume.geometry.spacing_kji_mm()
-    body = body_mask(volume)
+    found_body = find_body(volume)
+    body = found_body.mask
+    warnings += found_body.warnings
     bone = (volume.hu > BONE_HU) & body
     air = (volume.hu < AIR_HU) & body
     canal = _find_canal(volume, bone, body)
