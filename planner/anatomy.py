@@ -6,7 +6,8 @@ table and its cushion (:mod:`planner.table`) and anything outside the patient re
 air filled), bone, lung and air inside the body, spinal canal and vertebral column (where
 found), the opacified large vessels (contrast-enhanced series only, :mod:`planner.vessels`;
 they are not bone); the skin voxels with their outward normals and positions (LPS); and, per
-forbidden structure, the distance map (mm) used to check needle clearance. Computed once per series; each plan reuses it.
+forbidden structure, the distance map (mm) used to check needle clearance. Computed once per
+series; each plan reuses it.
 """
 
 from __future__ import annotations
