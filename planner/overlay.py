@@ -253,7 +253,12 @@ def _draw_view(
         for text, colour in _text_lines(plan, geo, needle, measurement_view)
         for part in _wrap(text, 40)
     ]
-    warnings = [part for warning in plan.warnings for part in _wrap("! " + warning, 44)]
+    # Pillow's built-in font has no en dash: the plan's warnings use one in intervals.
+    warnings = [
+        part
+        for warning in plan.warnings
+        for part in _wrap("! " + warning.replace("\u2013", "-"), 44)
+    ]
     # The canvas grows to show every warning: none may be cut off the panel.
     panel_px = 10 + 20 * len(panel) + 16 * len(warnings) + 10
     arr = np.zeros((max(h, 512, panel_px), w + PANEL_WIDTH_PX, 3), dtype=np.uint8)
