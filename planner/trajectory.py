@@ -252,9 +252,8 @@ def plan_trajectories(
     longest = max(rules.needle_lengths_mm) - rules.needle_length_margin_mm
     structures = ["body surface (entry on the up-facing skin, path inside the body)"]
     structures += [s for s in FORBIDDEN if s in anatomy.distance_mm]
+    # An unfound canal is already in the anatomy's warnings, which every plan carries.
     warnings: list[str] = []
-    if not anatomy.canal.any():
-        warnings.append("spinal canal not identified: the path was not checked against it")
     unchecked_vessels = vessel_warning(anatomy)
     if unchecked_vessels:
         warnings.append(unchecked_vessels)
