@@ -106,11 +106,6 @@ def find_body(volume: CTVolume) -> Body:
     return Body(np.asarray(body | (holes > 0)), table, warnings)
 
 
-def body_mask(volume: CTVolume) -> BoolArray:
-    """The patient's voxels ([slice, row, column]): see :func:`find_body`."""
-    return find_body(volume).mask
-
-
 def _find_canal(volume: CTVolume, bone: BoolArray, body: BoolArray) -> BoolArray:
     """Spinal canal: per slice, a soft-tissue hole enclosed by bone, posterior, near the midline."""
     geo = volume.geometry
