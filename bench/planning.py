@@ -17,10 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from planner.anatomy import segment_anatomy
-from planner.dosing import dose_card
+from planner.dosing import suggested_needles
 from planner.lesion import segment_lesion
 from planner.measure import measure_lesion
-from planner.plan import TARGET_CANDIDATES, PlanRequest, make_plan, spine_distance_mm
+from planner.plan import TARGET_CANDIDATES, PlanRequest, make_plan
 from planner.rules import PlanningRules
 from planner.target import TargetMode, choose_targets
 from planner.trajectory import UP_LPS, plan_trajectories
@@ -70,23 +70,15 @@ def main() -> None:
         args.repeat,
     )
     # Every candidate target, as make_plan searches them.
-    m = measurement
-    dose = dose_card(
-        m.length_mm,
-        m.width_mm,
-        m.length_uncertainty_mm,
-        m.width_uncertainty_mm,
-        spine_distance_mm(volume, anatomy, lesion),
-        rules.dosing,
-    )
+    wanted = suggested_needles(measurement.length_mm, rules.dosing)
     all_targets, _ = choose_targets(
         volume,
         anatomy,
         lesion,
-        m.center_lps_mm,
+        measurement.center_lps_mm,
         up,
         TargetMode.PERIOSTEAL,
-        max(TARGET_CANDIDATES, 2 * dose.suggested_needles),
+        max(TARGET_CANDIDATES, 2 * wanted),
     )
     search_s, searched = _median_s(
         lambda: [
