@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     min_diameter_uncertainty_mm: float = Field(
         1.0, ge=0, description="Least error (mm) on L and W taken for the volume interval"
     )
+    validated_pixel_mm: float = Field(
+        0.8, gt=0, description="Coarsest pixel on which automatic L and W are validated (mm)"
+    )
+    validated_slice_mm: float = Field(
+        1.0, gt=0, description="Coarsest slice spacing on which automatic L and W are validated"
+    )
     needle_lengths_mm: tuple[float, ...] = Field(
         (90.0, 150.0, 200.0), description="Available 22 G needle lengths (mm)"
     )
@@ -117,7 +123,10 @@ class Settings(BaseSettings):
                 near_spine_mm=self.near_spine_mm,
                 min_diameter_uncertainty_mm=self.min_diameter_uncertainty_mm,
             ),
-            segmentation=SegmentationRules(),
+            segmentation=SegmentationRules(
+                validated_pixel_mm=self.validated_pixel_mm,
+                validated_slice_mm=self.validated_slice_mm,
+            ),
             trajectory=TrajectoryRules(
                 needle_lengths_mm=tuple(sorted(self.needle_lengths_mm)),
                 clearance_margin_mm=self.clearance_margin_mm,

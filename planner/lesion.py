@@ -302,6 +302,20 @@ def _grow(
     )
 
 
+def unvalidated_grid_warning(volume: CTVolume, rules: SegmentationRules) -> str | None:
+    """A warning when the series is coarser than the grids automatic L and W are validated on."""
+    pixel_mm = max(volume.geometry.spacing_mm[:2])
+    slice_mm = volume.geometry.spacing_mm[2]
+    if pixel_mm <= rules.validated_pixel_mm + 1e-6 and slice_mm <= rules.validated_slice_mm + 1e-6:
+        return None
+    return (
+        f"UNVALIDATED GRID: {pixel_mm:.2g} mm pixels, {slice_mm:.2g} mm slices; automatic L and W "
+        f"are validated up to {rules.validated_pixel_mm:g} mm pixels and "
+        f"{rules.validated_slice_mm:g} mm slices: check the outline on the image or measure "
+        "the lesion yourself (manual mode), ideally on a thin-slice reconstruction"
+    )
+
+
 def segment_lesion(
     volume: CTVolume,
     anatomy: Anatomy,

@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 from planner.anatomy import Anatomy
 from planner.dosing import DoseCard, Site, dose_card
 from planner.errors import InvalidSeed
-from planner.lesion import LesionMask, segment_lesion
+from planner.lesion import LesionMask, segment_lesion, unvalidated_grid_warning
 from planner.manual import ManualMeasurement, manual_lesion
 from planner.measure import Measurement, MeasurementMode, measure_lesion
 from planner.rules import PlanningRules
@@ -209,6 +209,11 @@ def make_plan(
     target = needles[0].target_lps_mm if needles else targets[0].lps_mm
     target_kind = next((t.kind for t in targets if np.allclose(t.lps_mm, target)), targets[0].kind)
     warnings = list(volume.warnings) + list(anatomy.warnings) + list(target_warnings)
+    grid_warning = (
+        unvalidated_grid_warning(volume, rules.segmentation) if request.manual is None else None
+    )
+    if grid_warning is not None:
+        warnings.insert(0, grid_warning)
     mode = MeasurementMode(request.measurement_mode)
     if request.manual is not None and mode is not MeasurementMode.THREE_D:
         warnings.append(

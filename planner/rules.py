@@ -71,6 +71,11 @@ class SegmentationRules:
     # Thin bridges to neighbouring soft tissue narrower than this are cut.
     opening_radius_mm: float = 2.0
     min_volume_ml: float = 0.05
+    # Automatic L and W are validated (within max(1 mm, 1 voxel) of truth on every sample
+    # case, bench/resolution.py) on grids up to these spacings. On a coarser series the plan
+    # says so and asks the radiologist to check the outline or measure by hand.
+    validated_pixel_mm: float = 0.8
+    validated_slice_mm: float = 1.0
 
 
 @dataclass(frozen=True)
