@@ -57,7 +57,7 @@ def main() -> None:
     rules = PlanningRules()
     for pixel_mm, slice_mm in grids:
         tolerance = max(1.0, pixel_mm, slice_mm)
-        within, worst, lines = 0, 0.0, []
+        within, refused, worst, lines = 0, 0, 0.0, []
         t0 = time.perf_counter()
         for name in names:
             spec = CASES[name]
@@ -70,7 +70,7 @@ def main() -> None:
                 m = measure_lesion(lesion, volume.geometry)
             except PlanningError as exc:
                 lines.append(f"  {name:24s} refused: {exc}")
-                worst = float("inf")
+                refused += 1
                 continue
             dl, dw = m.length_mm - case.truth.length_mm, m.width_mm - case.truth.width_mm
             ok = abs(dl) <= tolerance and abs(dw) <= tolerance
@@ -81,7 +81,7 @@ def main() -> None:
             )
         print(
             f"grid {pixel_mm} x {pixel_mm} x {slice_mm} mm (tolerance {tolerance:.2f} mm): "
-            f"{within}/{len(names)} within, worst {worst:.1f} mm "
+            f"{within}/{len(names)} within, {refused} refused, worst error {worst:.1f} mm "
             f"({time.perf_counter() - t0:.0f} s)"
         )
         print("\n".join(lines), flush=True)
