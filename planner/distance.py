@@ -16,19 +16,15 @@ FloatArray = npt.NDArray[np.float32]
 
 # Distances above this are stored as this: beyond it clearance no longer changes a plan.
 DISTANCE_CAP_MM = 40.0
-# In-plane operations use a slice spacing this large, so nothing reaches across slices.
-_IN_PLANE_Z_MM = 1.0e5
 
 
-def distance_map_mm(
-    mask: BoolArray, spacing_kji: tuple[float, float, float], in_plane: bool = False
-) -> FloatArray:
+def distance_map_mm(mask: BoolArray, spacing_kji: tuple[float, float, float]) -> FloatArray:
     """Euclidean distance (mm) from every voxel to the nearest voxel of ``mask``, capped."""
     if not mask.any():
         return np.full(mask.shape, DISTANCE_CAP_MM, dtype=np.float32)
     image = sitk.GetImageFromArray(mask.view(np.uint8))
     sz, sy, sx = spacing_kji
-    image.SetSpacing((sx, sy, _IN_PLANE_Z_MM if in_plane else sz))
+    image.SetSpacing((sx, sy, sz))
     dist = sitk.SignedMaurerDistanceMap(
         image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
     )

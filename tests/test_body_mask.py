@@ -18,7 +18,15 @@ import pydicom
 import pytest
 from scipy import ndimage
 
-from planner.anatomy import BODY_HU, Body, find_body, segment_anatomy, skin_with_normals
+from planner.anatomy import (
+    BODY_HU,
+    TABLE_CUT_RADIUS_MM,
+    Body,
+    _octagon_in_plane,
+    find_body,
+    segment_anatomy,
+    skin_with_normals,
+)
 from planner.geometry import VolumeGeometry
 from planner.table import DOWN_LPS, find_table
 from planner.trajectory import UP_LPS
@@ -175,3 +183,34 @@ def test_real_ct_table_apart_from_the_patient_is_found_and_the_body_kept():
     # The table lies apart from the patient there: taking it out cannot have moved the skin.
     near_body = ndimage.binary_dilation(body.mask, np.ones((1, 5, 5), bool))
     assert not (near_body & body.table.mask).any()
+
+
+def test_the_in_plane_octagon_matches_the_disk_along_axes_and_diagonals():
+    point = np.zeros((3, 41, 41), dtype=bool)
+    point[1, 20, 20] = True
+    grown = _octagon_in_plane(point, 6.0, (1.0, 0.5, 0.5), dilate=True)  # 12 pixels
+    assert not grown[0].any() and not grown[2].any()  # nothing reaches across slices
+    rows, cols = np.nonzero(grown[1])
+    radius_px = np.hypot(rows - 20, cols - 20)
+    assert radius_px.max() <= 13.0  # the octagon's corners: 8 % beyond the disk
+    assert grown[1, 20, 32] and not grown[1, 20, 33]  # along the rows
+    diagonal = [t for t in range(13) if grown[1, 20 + t, 20 + t]]
+    assert abs(np.hypot(diagonal[-1], diagonal[-1]) - 12.0) <= 1.0
+    # Erosion is the dual: a disk of radius 13 px eroded by 6 mm keeps about its centre.
+    disk = np.zeros((1, 41, 41), dtype=bool)
+    yy, xx = np.ogrid[:41, :41]
+    disk[0] = np.hypot(yy - 20, xx - 20) <= 13.0
+    core = _octagon_in_plane(disk, 6.0, (1.0, 0.5, 0.5), dilate=False)
+    assert core[0, 20, 20] and np.hypot(*(np.argwhere(core[0]) - 20).T).max() <= 1.5
+
+
+def test_a_contact_narrower_than_the_cut_is_cut_and_a_wide_one_is_kept():
+    spacing = (1.0, 0.8, 0.8)
+    blobs = np.zeros((1, 60, 120), dtype=bool)
+    blobs[0, 10:50, 5:45] = blobs[0, 10:50, 75:115] = True
+    narrow, wide = blobs.copy(), blobs.copy()
+    narrow[0, 28:33, 45:75] = True  # a 4 mm bridge
+    wide[0, 20:40, 45:75] = True  # a 16 mm bridge
+    for shape, joined in ((narrow, False), (wide, True)):
+        core = _octagon_in_plane(shape, TABLE_CUT_RADIUS_MM, spacing, dilate=False)
+        assert (ndimage.label(core)[1] == 1) is joined
