@@ -32,7 +32,7 @@ BONE_HU = 180.0
 # Contact between the patient and the table or cushion narrower than this is cut.
 TABLE_CUT_RADIUS_MM = 3.0
 # A disk of radius r is close to a square of half-width (sqrt(2) - 1) r followed by a diamond
-# of radius (2 - sqrt(2)) r: both shapes then reach r along the axes and the diagonals.
+# of radius (2 - sqrt(2)) r: the octagon they make reaches r along the axes and diagonals.
 OCTAGON_SQUARE_SHARE = 2.0**0.5 - 1.0
 CANAL_AREA_MM2 = (40.0, 700.0)
 CANAL_HU = (-30.0, 70.0)
