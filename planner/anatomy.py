@@ -158,11 +158,18 @@ def _find_canal(volume: CTVolume, bone: BoolArray, body: BoolArray) -> BoolArray
     centroid = np.stack(
         [np.bincount(lab, weights=c, minlength=n + 1) for c in coords], axis=1
     ) / np.maximum(count[:, None], 1)
-    body_k = np.nonzero(body)
-    body_count = np.bincount(body_k[0], minlength=bone.shape[0]).astype(np.float64)
+    # Per slice, the body's centre (k, j, i) from its row and column profiles.
+    per_row = body.sum(axis=2, dtype=np.float64)  # [k, j]
+    per_col = body.sum(axis=1, dtype=np.float64)  # [k, i]
+    body_count = np.maximum(per_row.sum(axis=1), 1)
     body_centre = np.stack(
-        [np.bincount(body_k[0], weights=c, minlength=bone.shape[0]) for c in body_k], axis=1
-    ) / np.maximum(body_count[:, None], 1)
+        [
+            np.arange(bone.shape[0], dtype=np.float64),
+            per_row @ np.arange(bone.shape[1]) / body_count,
+            per_col @ np.arange(bone.shape[2]) / body_count,
+        ],
+        axis=1,
+    )
 
     best: dict[int, tuple[float, int]] = {}
     for h in present:
