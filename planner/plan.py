@@ -209,11 +209,8 @@ def make_plan(
     target = needles[0].target_lps_mm if needles else targets[0].lps_mm
     target_kind = next((t.kind for t in targets if np.allclose(t.lps_mm, target)), targets[0].kind)
     warnings = list(volume.warnings) + list(anatomy.warnings) + list(target_warnings)
-    grid_warning = (
-        unvalidated_grid_warning(volume, rules.segmentation) if request.manual is None else None
-    )
-    if grid_warning is not None:
-        warnings.insert(0, grid_warning)
+    if request.manual is None and (grid := unvalidated_grid_warning(volume, rules.segmentation)):
+        warnings.insert(0, grid)
     mode = MeasurementMode(request.measurement_mode)
     if request.manual is not None and mode is not MeasurementMode.THREE_D:
         warnings.append(
