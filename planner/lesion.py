@@ -136,6 +136,7 @@ def _split_from_neighbour(
     candidate: npt.NDArray[np.bool_],
     seed: tuple[int, ...],
     spacing: tuple[float, float, float],
+    seed_hu: float,
 ) -> npt.NDArray[np.bool_] | None:
     """Re-threshold the region halfway between the lesion and the soft tissue around it.
 
@@ -148,6 +149,10 @@ def _split_from_neighbour(
     if shell.sum() < 20:
         return None
     lesion_hu = float(np.median(smooth[region & ~partial]))
+    if lesion_hu > seed_hu + MIN_NEIGHBOUR_CONTRAST_HU:
+        # The region is clearly denser than the lesion at the seed: it has already taken in
+        # the neighbour, and only the seed tells the lesion's own density.
+        lesion_hu = seed_hu
     neighbour_hu = float(np.median(smooth[shell]))
     if neighbour_hu <= lesion_hu + MIN_NEIGHBOUR_CONTRAST_HU:
         return None  # no denser neighbour to split from
@@ -285,7 +290,7 @@ def _grow(
             f"outside the {lo:.0f} to {hi:.0f} HU window"
         )
     if hu_window is None:
-        refined = _split_from_neighbour(region, smooth, partial, candidate, local_seed, spacing)
+        refined = _split_from_neighbour(region, smooth, partial, candidate, local_seed, spacing, seed_hu)
         if refined is not None:
             region = _open_around_seed(refined, partial, local_seed, spacing, rules)
             if region is None:  # cannot happen: the seed passed both windows

@@ -14,6 +14,7 @@ from tools import make_ct_series, set_ct_pixels
 
 from planner.anatomy import segment_anatomy
 from planner.errors import LesionNotFound
+import planner.lesion as lesion_module
 from planner.lesion import segment_lesion
 from planner.measure import measure_lesion
 from planner.rules import PlanningRules
@@ -106,3 +107,25 @@ def test_a_seed_in_plain_muscle_is_refused_when_the_region_fills_the_search_sphe
             PlanningRules().segmentation,
             search_radius_mm=12.0,
         )
+
+
+def test_a_region_that_took_in_muscle_is_split_at_the_seeds_own_density():
+    # A small lesion (40 HU) whose first region also took in a block of muscle (50 HU) around
+    # it: the region's median is the muscle's, so only the seed tells the lesion's density.
+    rng = np.random.default_rng(3)
+    shape, spacing = (40, 40, 40), (1.0, 1.0, 1.0)
+    k, j, i = np.indices(shape)
+    ball = (k - 20) ** 2 + (j - 20) ** 2 + (i - 20) ** 2 <= 5**2
+    smooth = np.where(ball, 40.0, 50.0).astype(np.float32)
+    smooth += rng.normal(0.0, 2.0, shape).astype(np.float32)
+    region = (abs(k - 20) <= 12) & (abs(j - 20) <= 12) & (abs(i - 20) <= 12)
+    partial = np.zeros(shape, dtype=bool)
+
+    refined = lesion_module._split_from_neighbour(
+        region, smooth, partial, region, (20, 20, 20), spacing, seed_hu=40.0
+    )
+
+    assert refined is not None
+    band = ndimage.distance_transform_edt(region) <= lesion_module.BAND_MM
+    assert (refined & band & ~ball).sum() < 0.05 * (band & ~ball).sum()
+    assert refined[ball].all()
