@@ -290,7 +290,9 @@ def _grow(
             f"outside the {lo:.0f} to {hi:.0f} HU window"
         )
     if hu_window is None:
-        refined = _split_from_neighbour(region, smooth, partial, candidate, local_seed, spacing, seed_hu)
+        refined = _split_from_neighbour(
+            region, smooth, partial, candidate, local_seed, spacing, seed_hu
+        )
         if refined is not None:
             region = _open_around_seed(refined, partial, local_seed, spacing, rules)
             if region is None:  # cannot happen: the seed passed both windows
