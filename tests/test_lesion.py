@@ -12,9 +12,9 @@ import pytest
 from scipy import ndimage
 from tools import make_ct_series, set_ct_pixels
 
+import planner.lesion as lesion_module
 from planner.anatomy import segment_anatomy
 from planner.errors import LesionNotFound
-import planner.lesion as lesion_module
 from planner.lesion import segment_lesion
 from planner.measure import measure_lesion
 from planner.rules import PlanningRules
