@@ -50,6 +50,8 @@ MASK_SIGMA_MM = 0.8
 FIRST_SEARCH_RADIUS_MM = 25.0
 OPENING_FRACTION = 0.35
 MAX_OPENING_MM = 6.0
+# A piece the opening cut off is joined back only from this size: smaller ones are noise.
+REJOIN_MIN_ML = 0.2
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ def _median(
 def _open_around_seed(
     candidate: npt.NDArray[np.bool_],
     partial: npt.NDArray[np.bool_],
+    smooth: npt.NDArray[np.float32],
     seed: tuple[int, ...],
+    seed_hu: float,
     spacing: tuple[float, float, float],
     rules: SegmentationRules,
 ) -> npt.NDArray[np.bool_] | None:
@@ -92,6 +96,8 @@ def _open_around_seed(
     Neighbouring muscle often has the lesion's density; it joins the lesion through necks
     narrower than the lesion itself. The opening radius is a fraction of the lesion's own
     inscribed radius near the seed, so necks are cut while the lesion keeps its outline.
+    Pieces of the lesion itself that the opening cut off are joined back
+    (:func:`_rejoin_cut_pieces`).
     """
     labels, _ = ndimage.label(candidate)
     if labels[seed] == 0:
@@ -122,11 +128,53 @@ def _open_around_seed(
         return component
     core_labels, _ = ndimage.label(inside_mm >= radius)
     keep = np.isin(core_labels, np.unique(core_labels[covering]))
+    keep, necks = _rejoin_cut_pieces(core_labels, keep, component, smooth, seed_hu, radius, spacing)
     reach = distance_map_mm(keep, spacing)
     # The opening shaves the partial-volume rim against bone; that rim is given back.
-    opened = reach <= radius + 0.5 * min(spacing)
+    opened = (reach <= radius + 0.5 * min(spacing)) | necks
     rim = partial & (reach <= radius + PARTIAL_VOLUME_REACH * max(spacing[1:]))
     return np.asarray(component & (opened | rim))
+
+
+def _rejoin_cut_pieces(
+    core_labels: npt.NDArray[np.int32],
+    keep: npt.NDArray[np.bool_],
+    component: npt.NDArray[np.bool_],
+    smooth: npt.NDArray[np.float32],
+    seed_hu: float,
+    radius: float,
+    spacing: tuple[float, float, float],
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """The opened core with the lesion's own pieces the opening cut off, and the necks to them.
+
+    The opening also cuts the lesion itself where it narrows: a soft-tissue extension through
+    a cortical breach, or a stretch the noise left porous on a coarse grid. A core piece comes
+    back when it is large (at least REJOIN_MIN_ML), near (within two opening radii and a voxel
+    and a half of the kept core) and of the lesion's density: the median of every voxel of its
+    opened footprint, not only of those the window let in, is within
+    MIN_NEIGHBOUR_CONTRAST_HU of the seed's. Muscle cut off by the opening reads the muscle's
+    density there. The neck is the candidate lying within the gap of both cores.
+    """
+    necks = np.zeros_like(keep)
+    sizes = np.bincount(core_labels.ravel())
+    min_voxels = REJOIN_MIN_ML * 1000.0 / float(np.prod(spacing))
+    kept = np.unique(core_labels[keep])
+    pieces = [q for q in np.flatnonzero(sizes >= min_voxels) if q != 0 and q not in kept]
+    if not pieces:
+        return keep, necks
+    reach_kept = distance_map_mm(keep, spacing)
+    joined = keep.copy()
+    for q in pieces:
+        piece = core_labels == q
+        gap = float(reach_kept[piece].min())
+        if gap > 2.0 * radius + 1.5 * max(spacing):
+            continue
+        reach_piece = distance_map_mm(piece, spacing)
+        if float(np.median(smooth[reach_piece <= radius])) > seed_hu + MIN_NEIGHBOUR_CONTRAST_HU:
+            continue
+        joined |= piece
+        necks |= component & (reach_kept <= gap) & (reach_piece <= gap)
+    return joined, necks
 
 
 def _split_from_neighbour(
@@ -283,7 +331,7 @@ def _grow(
     partial = near_bone & (raw >= lo) & (raw <= (seed_hu + BONE_PARTIAL_HU) / 2)
     candidate = (((smooth >= lo) & (smooth <= hi)) | partial) & allowed & ~anatomy.bone[box]
 
-    region = _open_around_seed(candidate, partial, local_seed, spacing, rules)
+    region = _open_around_seed(candidate, partial, smooth, local_seed, seed_hu, spacing, rules)
     if region is None:
         raise LesionNotFound(
             "no lesion could be grown from the seed: the soft tissue there is "
@@ -294,7 +342,9 @@ def _grow(
             region, smooth, partial, candidate, local_seed, spacing, seed_hu
         )
         if refined is not None:
-            region = _open_around_seed(refined, partial, local_seed, spacing, rules)
+            region = _open_around_seed(
+                refined, partial, smooth, local_seed, seed_hu, spacing, rules
+            )
             if region is None:  # cannot happen: the seed passed both windows
                 region = refined
     for _ in range(EDGE_PASSES):

@@ -129,3 +129,33 @@ def test_a_region_that_took_in_muscle_is_split_at_the_seeds_own_density():
     band = ndimage.distance_transform_edt(region) <= lesion_module.BAND_MM
     assert (refined & band & ~ball).sum() < 0.05 * (band & ~ball).sum()
     assert refined[ball].all()
+
+
+def test_pieces_of_the_lesion_cut_off_by_the_opening_are_joined_back_but_not_muscle():
+    # Three balls in a row joined by thin necks, as an opening leaves them: the seed's (kept)
+    # in the middle, on one side a piece of lesion density (a soft-tissue extension through a
+    # breach), on the other side a ball of muscle, 10 HU denser, as near.
+    spacing = (1.0, 1.0, 1.0)
+    k, j, i = np.indices((30, 30, 44))
+    muscle_i, seed_i, piece_i = 8, 20, 32
+    balls = [
+        (k - 15) ** 2 + (j - 15) ** 2 + (i - c) ** 2 <= 6**2 for c in (muscle_i, seed_i, piece_i)
+    ]
+    rod = ((k - 15) ** 2 + (j - 15) ** 2 <= 1) & (i >= muscle_i) & (i <= piece_i)
+    component = balls[0] | balls[1] | balls[2] | rod
+    smooth = np.where(balls[0], 50.0, 40.0).astype(np.float32)
+    radius = 2.0
+    inside = ndimage.distance_transform_edt(component)
+    core_labels, n = ndimage.label(inside >= radius)
+    assert n == 3  # the necks are narrower than the opening
+    keep = core_labels == core_labels[15, 15, seed_i]
+
+    joined, necks = lesion_module._rejoin_cut_pieces(
+        core_labels, keep, component, smooth, 40.0, radius, spacing
+    )
+
+    assert joined[15, 15, piece_i], "the lesion's own piece is joined back"
+    assert not joined[15, 15, muscle_i], "the muscle stays out"
+    labels, _ = ndimage.label(joined | necks)
+    assert labels[15, 15, seed_i] == labels[15, 15, piece_i], "the neck joins the two pieces"
+    assert not necks[:, :, : seed_i - 4].any()
