@@ -52,6 +52,8 @@ OPENING_FRACTION = 0.35
 MAX_OPENING_MM = 6.0
 # A piece the opening cut off is joined back only from this size: smaller ones are noise.
 REJOIN_MIN_ML = 0.2
+# ... and only up to this many times the kept core: larger is an organ the lesion touches.
+REJOIN_MAX_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -149,17 +151,25 @@ def _rejoin_cut_pieces(
 
     The opening also cuts the lesion itself where it narrows: a soft-tissue extension through
     a cortical breach, or a stretch the noise left porous on a coarse grid. A core piece comes
-    back when it is large (at least REJOIN_MIN_ML), near (within two opening radii and a voxel
-    and a half of the kept core) and of the lesion's density: the median of every voxel of its
-    opened footprint, not only of those the window let in, is within
-    MIN_NEIGHBOUR_CONTRAST_HU of the seed's. Muscle cut off by the opening reads the muscle's
-    density there. The neck is the candidate lying within the gap of both cores.
+    back when it is
+    - large enough: at least REJOIN_MIN_ML, and at most REJOIN_MAX_FACTOR times the kept core
+      (an organ of the lesion's density, bowel or heart, is told by its size);
+    - near: within two opening radii and a voxel and a half of the kept core;
+    - of the lesion's density: the median of every voxel of its opened footprint, not only of
+      those the window let in, is within MIN_NEIGHBOUR_CONTRAST_HU of the seed's (muscle cut
+      off by the opening reads the muscle's density there).
+    The neck is the candidate lying within the gap of both cores.
     """
     necks = np.zeros_like(keep)
     sizes = np.bincount(core_labels.ravel())
     min_voxels = REJOIN_MIN_ML * 1000.0 / float(np.prod(spacing))
     kept = np.unique(core_labels[keep])
-    pieces = [q for q in np.flatnonzero(sizes >= min_voxels) if q != 0 and q not in kept]
+    max_voxels = REJOIN_MAX_FACTOR * float(keep.sum())
+    pieces = [
+        q
+        for q in np.flatnonzero((sizes >= min_voxels) & (sizes <= max_voxels))
+        if q != 0 and q not in kept
+    ]
     if not pieces:
         return keep, necks
     reach_kept = distance_map_mm(keep, spacing)

@@ -159,3 +159,26 @@ def test_pieces_of_the_lesion_cut_off_by_the_opening_are_joined_back_but_not_mus
     labels, _ = ndimage.label(joined | necks)
     assert labels[15, 15, seed_i] == labels[15, 15, piece_i], "the neck joins the two pieces"
     assert not necks[:, :, : seed_i - 4].any()
+
+
+def test_an_organ_of_the_lesions_density_cut_off_by_the_opening_stays_out():
+    # The seed's ball joined by a thin neck to a block of the same density many times its
+    # size (bowel, heart): the opening's cut stands.
+    spacing = (1.0, 1.0, 1.0)
+    k, j, i = np.indices((30, 30, 60))
+    ball = (k - 15) ** 2 + (j - 15) ** 2 + (i - 10) ** 2 <= 6**2
+    organ = (abs(k - 15) <= 12) & (abs(j - 15) <= 12) & (i >= 17) & (i <= 50)
+    rod = ((k - 15) ** 2 + (j - 15) ** 2 <= 1) & (i >= 10) & (i <= 17)
+    component = ball | organ | rod
+    smooth = np.full(component.shape, 40.0, dtype=np.float32)
+    radius = 2.0
+    core_labels, n = ndimage.label(ndimage.distance_transform_edt(component) >= radius)
+    assert n == 2
+    keep = core_labels == core_labels[15, 15, 10]
+
+    joined, necks = lesion_module._rejoin_cut_pieces(
+        core_labels, keep, component, smooth, 40.0, radius, spacing
+    )
+
+    assert not joined[15, 15, 35]
+    assert not necks.any()
