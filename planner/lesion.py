@@ -25,7 +25,9 @@ from planner.volume import CTVolume
 SEED_PROBE_RADIUS_MM = 3.0
 ADAPTIVE_SIGMAS = 3.0
 MIN_HALF_WINDOW_HU = 6.0
-MAX_HALF_WINDOW_HU = 20.0
+# A real tumour's own texture spreads about 10 HU (the real thorax: 3 sigmas = 30 HU); a
+# narrower cap leaves its denser half out.
+MAX_HALF_WINDOW_HU = 30.0
 PARTIAL_VOLUME_REACH = 1.5
 MEDIAN_RADIUS_VOXELS = 1
 # Trabecular bone at its least dense (CLINICAL.md: 150-400 HU).
