@@ -94,6 +94,9 @@ class LesionOut(BaseModel):
     caliper_volume_ml: float
     voxel_volume_ml: float | None
     hu_window: tuple[float, float] | None
+    unseen_edge_fraction: float | None = Field(
+        description="share of the outline with no visible edge beyond it (null in manual mode)"
+    )
     measurement_mode: MeasurementMode | None = Field(
         description="3d or axial; null in manual mode (your own L and W)"
     )
@@ -252,6 +255,7 @@ def plan_out(
             caliper_volume_ml=d.caliper_volume_ml,
             voxel_volume_ml=m.voxel_volume_ml,
             hu_window=plan.lesion.hu_window,
+            unseen_edge_fraction=plan.lesion.unseen_edge_fraction,
             measurement_mode=m.mode,
             measurement_slice_index=m.slice_index,
             measurement_slice_position_mm=m.slice_position_mm,

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     validated_slice_mm: float = Field(
         1.0, gt=0, description="Coarsest slice spacing on which automatic L and W are validated"
     )
+    max_unseen_edge_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the outline on no visible edge above which the plan warns",
+    )
     needle_lengths_mm: tuple[float, ...] = Field(
         (90.0, 150.0, 200.0), description="Available 22 G needle lengths (mm)"
     )
@@ -126,6 +132,7 @@ class Settings(BaseSettings):
             segmentation=SegmentationRules(
                 validated_pixel_mm=self.validated_pixel_mm,
                 validated_slice_mm=self.validated_slice_mm,
+                max_unseen_edge_fraction=self.max_unseen_edge_fraction,
             ),
             trajectory=TrajectoryRules(
                 needle_lengths_mm=tuple(sorted(self.needle_lengths_mm)),

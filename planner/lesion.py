@@ -64,6 +64,8 @@ class LesionMask:
     offset_kji: tuple[int, int, int]
     seed_lps_mm: tuple[float, float, float]
     hu_window: tuple[float, float] | None  # None when the lesion was not segmented
+    # Share of the outline with no visible edge beyond it (None when not segmented).
+    unseen_edge_fraction: float | None = None
 
     def full_mask(self, shape: tuple[int, int, int]) -> npt.NDArray[np.bool_]:
         out = np.zeros(shape, dtype=bool)
@@ -224,6 +226,46 @@ def _split_from_neighbour(
     return refined if refined[seed] else None
 
 
+@dataclass(frozen=True)
+class _Beyond:
+    """What lies just outside an outline, on a box around it."""
+
+    box: tuple[slice, slice, slice]
+    inside_mm: npt.NDArray[np.float64]  # depth inside the outline (0 outside)
+    outside_mm: npt.NDArray[np.float64]  # distance outside the outline (0 inside)
+    lesion_hu: float  # median of the outline's core
+    beyond_hu: npt.NDArray[np.float32]  # per voxel: the value at the nearest ring voxel
+
+
+def _beyond(
+    region: npt.NDArray[np.bool_],
+    smooth: npt.NDArray[np.float32],
+    spacing: tuple[float, float, float],
+) -> _Beyond | None:
+    """The lesion's density and the tissue read EDGE_STEP_MM to EDGE_RING_MM outside it."""
+    margin = np.asarray([int(np.ceil((EDGE_RING_MM + 1.0) / sp)) for sp in spacing])
+    found = np.argwhere(region)
+    lo = np.maximum(found.min(axis=0) - margin, 0)
+    hi = np.minimum(found.max(axis=0) + 1 + margin, region.shape)
+    box = (
+        slice(int(lo[0]), int(hi[0])),
+        slice(int(lo[1]), int(hi[1])),
+        slice(int(lo[2]), int(hi[2])),
+    )
+    inner, values = region[box], smooth[box]
+    inside_mm = distance_map_mm(~inner, spacing)
+    outside_mm = distance_map_mm(inner, spacing)
+    core = inside_mm > EDGE_BAND_MM
+    lesion_hu = float(np.median(values[core] if core.sum() >= 20 else values[inner]))
+    ring = (outside_mm > EDGE_STEP_MM) & (outside_mm <= EDGE_RING_MM)
+    if not ring.any():
+        return None
+    nearest = ndimage.distance_transform_edt(
+        ~ring, sampling=spacing, return_distances=False, return_indices=True
+    )
+    return _Beyond(box, inside_mm, outside_mm, lesion_hu, values[tuple(nearest)])
+
+
 def _refine_edges(
     region: npt.NDArray[np.bool_],
     smooth: npt.NDArray[np.float32],
@@ -240,29 +282,37 @@ def _refine_edges(
     as the window drew them: a thin strip of muscle on fat looks like the lesion's own
     partial-volume rim there and would be drawn in.
     """
-    margin = np.asarray([int(np.ceil((EDGE_RING_MM + 1.0) / sp)) for sp in spacing])
-    found = np.argwhere(region)
-    lo = np.maximum(found.min(axis=0) - margin, 0)
-    hi = np.minimum(found.max(axis=0) + 1 + margin, region.shape)
-    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
-    inner, values = region[box], smooth[box]
-    inside_mm = distance_map_mm(~inner, spacing)
-    outside_mm = distance_map_mm(inner, spacing)
-    core = inside_mm > EDGE_BAND_MM
-    lesion_hu = float(np.median(values[core] if core.sum() >= 20 else values[inner]))
-    ring = (outside_mm > EDGE_STEP_MM) & (outside_mm <= EDGE_RING_MM)
-    if not ring.any():
+    beyond = _beyond(region, smooth, spacing)
+    if beyond is None:
         return region
-    nearest = ndimage.distance_transform_edt(
-        ~ring, sampling=spacing, return_distances=False, return_indices=True
-    )
-    beyond = values[tuple(nearest)]
-    denser = beyond > lesion_hu + MIN_NEIGHBOUR_CONTRAST_HU
-    judged = np.where(denser, values < (lesion_hu + beyond) / 2.0, inner)
-    band = (inside_mm <= EDGE_BAND_MM) & (outside_mm <= EDGE_STEP_MM)
+    box = beyond.box
+    inner, values = region[box], smooth[box]
+    denser = beyond.beyond_hu > beyond.lesion_hu + MIN_NEIGHBOUR_CONTRAST_HU
+    judged = np.where(denser, values < (beyond.lesion_hu + beyond.beyond_hu) / 2.0, inner)
+    band = (beyond.inside_mm <= EDGE_BAND_MM) & (beyond.outside_mm <= EDGE_STEP_MM)
     out = region.copy()
     out[box] = np.where(band, judged, inner) & allowed[box]
     return out
+
+
+def _unseen_edge_fraction(
+    region: npt.NDArray[np.bool_],
+    smooth: npt.NDArray[np.float32],
+    spacing: tuple[float, float, float],
+) -> float:
+    """The fraction of the outline's voxels with no edge beyond them.
+
+    An outline voxel has no edge when the tissue just outside reads within
+    MIN_NEIGHBOUR_CONTRAST_HU of the lesion. A lesion in muscle shows its 10 HU edge almost
+    all round; a region grown into tissue of its own density ends where the search or the
+    opening stopped it, on no edge at all.
+    """
+    beyond = _beyond(region, smooth, spacing)
+    if beyond is None:
+        return 0.0
+    outline = region[beyond.box] & (beyond.inside_mm <= min(spacing) + 1e-6)
+    contrast = np.abs(beyond.beyond_hu[outline] - beyond.lesion_hu)
+    return float(np.mean(contrast < MIN_NEIGHBOUR_CONTRAST_HU))
 
 
 def _smooth_outline(
@@ -292,6 +342,7 @@ class _Grown:
     box_start_kji: tuple[int, int, int]
     hu_window: tuple[float, float]
     touches_search_limit: bool
+    unseen_edge_fraction: float
 
 
 def _grow(
@@ -368,6 +419,7 @@ def _grow(
         box_start_kji=(lo_idx[0], lo_idx[1], lo_idx[2]),
         hu_window=(float(lo), float(hi)),
         touches_search_limit=bool((region & edge).any()),
+        unseen_edge_fraction=_unseen_edge_fraction(region, smooth, spacing),
     )
 
 
@@ -382,6 +434,18 @@ def unvalidated_grid_warning(volume: CTVolume, rules: SegmentationRules) -> str 
         f"are validated up to {rules.validated_pixel_mm:g} mm pixels and "
         f"{rules.validated_slice_mm:g} mm slices: check the outline on the image or measure "
         "the lesion yourself (manual mode), ideally on a thin-slice reconstruction"
+    )
+
+
+def unseen_edge_warning(lesion: LesionMask, rules: SegmentationRules) -> str | None:
+    """A warning when much of the outline lies on no visible edge (a likely leak)."""
+    fraction = lesion.unseen_edge_fraction
+    if fraction is None or fraction <= rules.max_unseen_edge_fraction:
+        return None
+    return (
+        f"UNCERTAIN OUTLINE: {100 * fraction:.0f} % of the lesion's outline shows no edge "
+        "(the tissue beyond it has the lesion's density): the region may have grown into its "
+        "neighbour; check the outline on the image or measure the lesion yourself (manual mode)"
     )
 
 
@@ -428,4 +492,5 @@ def segment_lesion(
         offset_kji=(int(offset[0]), int(offset[1]), int(offset[2])),
         seed_lps_mm=(float(seed_lps_mm[0]), float(seed_lps_mm[1]), float(seed_lps_mm[2])),
         hu_window=grown.hu_window,
+        unseen_edge_fraction=grown.unseen_edge_fraction,
     )

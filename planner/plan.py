@@ -17,7 +17,12 @@ from scipy.spatial import cKDTree
 from planner.anatomy import Anatomy
 from planner.dosing import DoseCard, Site, dose_card
 from planner.errors import InvalidSeed
-from planner.lesion import LesionMask, segment_lesion, unvalidated_grid_warning
+from planner.lesion import (
+    LesionMask,
+    segment_lesion,
+    unseen_edge_warning,
+    unvalidated_grid_warning,
+)
 from planner.manual import ManualMeasurement, manual_lesion
 from planner.measure import Measurement, MeasurementMode, measure_lesion
 from planner.rules import PlanningRules
@@ -211,6 +216,8 @@ def make_plan(
     warnings = list(volume.warnings) + list(anatomy.warnings) + list(target_warnings)
     if request.manual is None and (grid := unvalidated_grid_warning(volume, rules.segmentation)):
         warnings.insert(0, grid)
+    if unseen := unseen_edge_warning(lesion, rules.segmentation):
+        warnings.insert(0, unseen)
     mode = MeasurementMode(request.measurement_mode)
     if request.manual is not None and mode is not MeasurementMode.THREE_D:
         warnings.append(

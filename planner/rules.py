@@ -76,6 +76,10 @@ class SegmentationRules:
     # On a coarser series the plan says so and asks for a check or a manual measurement.
     validated_pixel_mm: float = 0.8
     validated_slice_mm: float = 1.0
+    # An outline with more than this share of its voxels on no visible edge was probably grown
+    # into tissue of the lesion's own density: the plan says so (bench/resolution.py: at most
+    # 0.37 on the correct outlines of the catalogue, 0.54 and 0.89 on its two worst leaks).
+    max_unseen_edge_fraction: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,8 @@ def test_axial_measurement_mode_is_applied_and_recorded(tmp_path):
     assert default.json()["inputs"]["request"]["measurement_mode"] == "3d"
     assert default.json()["lesion"]["measurement_mode"] == "3d"
     assert default.json()["lesion"]["measurement_slice_index"] is None
+    # A sphere in fat shows its edge all round.
+    assert default.json()["lesion"]["unseen_edge_fraction"] == pytest.approx(0.0, abs=0.05)
     r = client.post(f"/series/{uid}/plans", json={"seed_lps_mm": seed, "measurement_mode": "axial"})
     assert r.status_code == 201, r.text
     plan = r.json()
@@ -153,4 +155,5 @@ def test_manual_mode_takes_the_given_size_whatever_the_measurement_mode(tmp_path
     plan = r.json()
     assert (plan["lesion"]["length_mm"], plan["lesion"]["width_mm"]) == (20.0, 15.0)
     assert plan["lesion"]["measurement_mode"] is None
+    assert plan["lesion"]["unseen_edge_fraction"] is None
     assert any("measurement mode 'axial' not applied" in w for w in plan["warnings"])

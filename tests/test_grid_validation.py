@@ -1,4 +1,5 @@
-"""A series coarser than the validated grid is planned with a warning, never silently."""
+"""Plans whose automatic outline is not to be trusted say so first: a series coarser than the
+validated grid, an outline on no visible edge."""
 
 from __future__ import annotations
 
@@ -58,3 +59,12 @@ def test_the_validated_grid_is_a_setting():
 
 def test_manual_measurements_are_not_flagged():
     assert _grid_warnings(_plan(1.0, 2.5, 24, PlanningRules(), manual=True)) == []
+
+
+def test_an_uncertain_outline_comes_first_in_the_plan():
+    rules = PlanningRules()
+    strict = dataclasses.replace(
+        rules, segmentation=dataclasses.replace(rules.segmentation, max_unseen_edge_fraction=-1.0)
+    )
+    assert not any(w.startswith("UNCERTAIN OUTLINE") for w in _plan(0.8, 1.0, 40, rules).warnings)
+    assert _plan(0.8, 1.0, 40, strict).warnings[0].startswith("UNCERTAIN OUTLINE")

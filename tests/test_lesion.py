@@ -7,6 +7,8 @@ supersampling), a half-voxel blur and 10 HU noise, like the sample cases at full
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -182,3 +184,36 @@ def test_an_organ_of_the_lesions_density_cut_off_by_the_opening_stays_out():
 
     assert not joined[15, 15, 35]
     assert not necks.any()
+
+
+def test_an_outline_on_tissue_of_its_own_density_has_no_edge_and_one_in_muscle_has():
+    k, j, i = np.indices((32, 32, 32))
+    ball = (k - 16) ** 2 + (j - 16) ** 2 + (i - 16) ** 2 <= 8**2
+    spacing = (1.0, 1.0, 1.0)
+    in_muscle = np.where(ball, 40.0, 50.0).astype(np.float32)
+    in_its_own = np.full(ball.shape, 40.0, dtype=np.float32)
+    assert lesion_module._unseen_edge_fraction(ball, in_muscle, spacing) == 0.0
+    assert lesion_module._unseen_edge_fraction(ball, in_its_own, spacing) == 1.0
+
+
+def test_the_segmented_lesion_in_muscle_shows_its_edge(phantom):
+    volume, _ = phantom
+    anatomy = segment_anatomy(volume)
+    lesion = segment_lesion(volume, anatomy, _seed_lps(volume), PlanningRules().segmentation)
+    assert lesion.unseen_edge_fraction is not None
+    assert lesion.unseen_edge_fraction < PlanningRules().segmentation.max_unseen_edge_fraction
+
+
+def test_an_outline_without_edges_is_flagged_and_the_limit_is_a_setting():
+    lesion = lesion_module.LesionMask(
+        np.ones((2, 2, 2), dtype=bool), (0, 0, 0), (0.0, 0.0, 0.0), (30.0, 50.0), 0.8
+    )
+    rules = PlanningRules().segmentation
+    warning = lesion_module.unseen_edge_warning(lesion, rules)
+    assert warning is not None and warning.startswith("UNCERTAIN OUTLINE: 80 %")
+    assert (
+        lesion_module.unseen_edge_warning(lesion, replace(rules, max_unseen_edge_fraction=0.9))
+        is None
+    )
+    manual = replace(lesion, unseen_edge_fraction=None)
+    assert lesion_module.unseen_edge_warning(manual, rules) is None
