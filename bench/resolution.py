@@ -4,9 +4,10 @@ Usage: ``.venv/bin/python bench/resolution.py [--grid 0.8x1.0 --grid 1.6x2.0 ...
 
 Every catalogue case is rebuilt on each grid (pixel x slice, in mm; same field of view and
 scan length as the full-size build), its anatomy found, the lesion segmented from the case's
-seed and measured. Printed per grid: the L and W error of each case against the truth, how many
-cases fall within max(1 mm, 1 voxel) on both, and the worst error. The validated resolution
-limit in the segmentation rules comes from this report.
+seed and measured. Printed per grid: the L and W error of each case against the truth and the
+share of its outline on no visible edge; how many cases fall within max(1 mm, 1 voxel) on both,
+how many outlines a plan would flag as uncertain, and the worst error. The validated resolution
+limit and the uncertain-outline limit in the segmentation rules come from this report.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 
 from planner.anatomy import segment_anatomy
 from planner.errors import PlanningError
-from planner.lesion import segment_lesion
+from planner.lesion import segment_lesion, unseen_edge_warning
 from planner.measure import measure_lesion
 from planner.rules import PlanningRules
 from planner.volume import load_volume
@@ -57,7 +58,7 @@ def main() -> None:
     rules = PlanningRules()
     for pixel_mm, slice_mm in grids:
         tolerance = max(1.0, pixel_mm, slice_mm)
-        within, refused, worst, lines = 0, 0, 0.0, []
+        within, refused, flagged, worst, lines = 0, 0, 0, 0.0, []
         t0 = time.perf_counter()
         for name in names:
             spec = CASES[name]
@@ -76,12 +77,16 @@ def main() -> None:
             ok = abs(dl) <= tolerance and abs(dw) <= tolerance
             within += ok
             worst = max(worst, abs(dl), abs(dw))
+            uncertain = unseen_edge_warning(lesion, rules.segmentation) is not None
+            flagged += uncertain
             lines.append(
-                f"  {name:24s} L {dl:+5.1f}  W {dw:+5.1f} mm  {'within' if ok else 'OUTSIDE'}"
+                f"  {name:24s} L {dl:+5.1f}  W {dw:+5.1f} mm  {'within' if ok else 'OUTSIDE'}  "
+                f"no edge {lesion.unseen_edge_fraction:.2f}{'  UNCERTAIN OUTLINE' * uncertain}"
             )
         print(
             f"grid {pixel_mm} x {pixel_mm} x {slice_mm} mm (tolerance {tolerance:.2f} mm): "
-            f"{within}/{len(names)} within, {refused} refused, worst error {worst:.1f} mm "
+            f"{within}/{len(names)} within, {refused} refused, {flagged} flagged uncertain, "
+            f"worst error {worst:.1f} mm "
             f"({time.perf_counter() - t0:.0f} s)"
         )
         print("\n".join(lines), flush=True)
