@@ -342,7 +342,7 @@ class _Grown:
     box_start_kji: tuple[int, int, int]
     hu_window: tuple[float, float]
     touches_search_limit: bool
-    unseen_edge_fraction: float
+    smooth: npt.NDArray[np.float32]  # the median-filtered HU of the search box
 
 
 def _grow(
@@ -419,7 +419,7 @@ def _grow(
         box_start_kji=(lo_idx[0], lo_idx[1], lo_idx[2]),
         hu_window=(float(lo), float(hi)),
         touches_search_limit=bool((region & edge).any()),
-        unseen_edge_fraction=_unseen_edge_fraction(region, smooth, spacing),
+        smooth=smooth,
     )
 
 
@@ -492,5 +492,7 @@ def segment_lesion(
         offset_kji=(int(offset[0]), int(offset[1]), int(offset[2])),
         seed_lps_mm=(float(seed_lps_mm[0]), float(seed_lps_mm[1]), float(seed_lps_mm[2])),
         hu_window=grown.hu_window,
-        unseen_edge_fraction=grown.unseen_edge_fraction,
+        unseen_edge_fraction=_unseen_edge_fraction(
+            grown.region, grown.smooth, geo.spacing_kji_mm()
+        ),
     )
