@@ -219,8 +219,10 @@ def _split_from_neighbour(
     if neighbour_hu <= lesion_hu + MIN_NEIGHBOUR_CONTRAST_HU:
         return None  # no denser neighbour to split from
     cut = (lesion_hu + neighbour_hu) / 2.0
-    # Only the outer band is re-judged: a heterogeneous lesion keeps its core.
-    depth_mm = distance_map_mm(~region, spacing)
+    # Only the outer band is re-judged: a heterogeneous lesion keeps its core. The band is
+    # measured from the outline, not from the noise's holes inside it: around every hole it
+    # would make the core porous, and the opening would then keep only a few voxels.
+    depth_mm = distance_map_mm(~ndimage.binary_fill_holes(region), spacing)
     band = depth_mm <= BAND_MM
     refined = candidate & ((smooth <= cut) | partial | ~band)
     return refined if refined[seed] else None

@@ -133,6 +133,32 @@ def test_a_region_that_took_in_muscle_is_split_at_the_seeds_own_density():
     assert refined[ball].all()
 
 
+def test_the_split_re_judges_the_outer_band_not_the_rims_of_holes_inside_the_lesion():
+    # A large lesion (40 HU) in muscle (50 HU) whose first region has single-voxel holes deep
+    # inside, where the window rejected a noise spike; the voxels around each hole read 46 HU,
+    # above the split's cut (45 HU) but inside the window. Measured from the holes, the band
+    # would take them out and leave the core porous: the opening then kept a few voxels of a
+    # 75 mm lesion. The band is the outer one, so the core stays whole.
+    shape, spacing = (40, 40, 40), (1.0, 1.0, 1.0)
+    k, j, i = np.indices(shape)
+    ball = (k - 20) ** 2 + (j - 20) ** 2 + (i - 20) ** 2 <= 14**2
+    smooth = np.where(ball, 40.0, 50.0).astype(np.float32)
+    holes = np.zeros(shape, dtype=bool)
+    for hole in [(20, 20, 24), (20, 24, 20), (24, 20, 20), (16, 20, 20)]:
+        holes[hole] = True
+    around_holes = ndimage.binary_dilation(holes) & ~holes
+    smooth[around_holes] = 46.0
+    region = ball & ~holes
+
+    refined = lesion_module._split_from_neighbour(
+        region, smooth, np.zeros(shape, dtype=bool), region, (20, 20, 20), spacing, seed_hu=40.0
+    )
+
+    assert refined is not None
+    deep = ndimage.distance_transform_edt(ball) > lesion_module.BAND_MM + 1.0
+    assert refined[deep & region].all(), "the lesion's core is not re-judged"
+
+
 def test_pieces_of_the_lesion_cut_off_by_the_opening_are_joined_back_but_not_muscle():
     # Three balls in a row joined by thin necks, as an opening leaves them: the seed's (kept)
     # in the middle, on one side a piece of lesion density (a soft-tissue extension through a
