@@ -32,6 +32,7 @@ PARTIAL_VOLUME_REACH = 1.5
 MEDIAN_RADIUS_VOXELS = 1
 # Trabecular bone at its least dense (CLINICAL.md: 150-400 HU).
 BONE_PARTIAL_HU = 200.0
+FAT_HU = -30.0  # below this: fat (-100 to -30 HU)
 NEAR_SEED_MM = 10.0
 # Soft tissue within this distance outside the grown region is its neighbour.
 SHELL_MM = 3.0
@@ -387,7 +388,12 @@ def _grow(
         lo, hi = lo_rule, hi_rule
 
     in_sphere = dist2 <= radius_mm**2
-    allowed = in_sphere & anatomy.body[box] & ~anatomy.air[box]
+    # Where fat meets bone (fatty marrow against cortex) the blurred edge passes through the
+    # lesion's density: such a voxel, with both within a voxel of it, is never lesion.
+    fat_bone_edge = (ndimage.minimum_filter(smooth, size=3) < FAT_HU) & (
+        ndimage.maximum_filter(smooth, size=3) > BONE_PARTIAL_HU
+    )
+    allowed = in_sphere & anatomy.body[box] & ~anatomy.air[box] & ~fat_bone_edge
     # Lesion voxels against bone read denser (partial volume): next to bone, accept up to the
     # lesion/bone midpoint.
     # Smoothing would spread the bone into them, so they are judged on the raw HU.

@@ -8,6 +8,9 @@ one-voxel uncertainty of each, the voxel-count volume (mL) and the centre (LPS m
 - ``3d`` (the default): L = largest 3-D diameter (Feret) of the lesion, W = largest diameter
   perpendicular to L. The boundary is the marching-cubes surface of the mask at the half level,
   so a diameter spans from edge to edge of the lesion, not from voxel centre to voxel centre.
+  L's axis is the one, among directions within half a voxel of the longest, across which the
+  lesion is narrowest: the outline's noise at a blunt end would otherwise tilt it, and W with
+  it.
 - ``axial``: as measured on the scanner console. On each slice of the volume grid the boundary
   is the half-level contour of the slice mask; the slice whose largest in-plane diameter is
   greatest is kept, L is that diameter and W the longest chord of the contour perpendicular
@@ -38,6 +41,9 @@ Point = tuple[float, float, float]
 # In-plane diameters closer than this are equal (rounding noise): slices with equal L are
 # told apart by W, then by their nearness to the lesion's centre.
 SAME_LENGTH_MM = 1e-6
+# 3-D mode: diameters within this many voxels of the longest are equally long (the outline's
+# noise); of those, the length axis is the one across which the lesion is narrowest.
+AXIS_TIE_VOXELS = 0.5
 
 
 class MeasurementMode(StrEnum):
@@ -108,29 +114,69 @@ class _Calipers:
     width_mm: float
 
 
-def _calipers_3d(lesion: LesionMask, geometry: VolumeGeometry) -> _Calipers:
-    """Feret length of the marching-cubes surface and the largest width perpendicular to it."""
-    hull = _hull_points(surface_points_lps(lesion, geometry))
-    a, b, length = _farthest_pair(hull)
-    p1, p2 = hull[a], hull[b]
-    axis = (p2 - p1) / length
-    center = (p1 + p2) / 2.0
-    # Width: farthest pair of the hull projected onto the plane perpendicular to L.
+def _width_across(
+    hull: npt.NDArray[np.float64], axis: npt.NDArray[np.float64], center: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]:
+    """The farthest pair of the hull projected on the plane through ``center`` normal to
+    ``axis``: the width endpoints (LPS mm) and the width (mm)."""
     rel = hull - center
     projected = rel - np.outer(rel @ axis, axis)
-    basis_u = np.cross(axis, [1.0, 0.0, 0.0])
-    if np.linalg.norm(basis_u) < 1e-6:
-        basis_u = np.cross(axis, [0.0, 1.0, 0.0])
-    basis_u /= np.linalg.norm(basis_u)
+    basis_u = _any_normal(axis)
     basis_v = np.cross(axis, basis_u)
     flat = np.stack([projected @ basis_u, projected @ basis_v], axis=1)
     flat_hull_idx = np.arange(len(flat))
     with contextlib.suppress(QhullError, ValueError):
         flat_hull_idx = ConvexHull(flat).vertices
     c, d, width = _farthest_pair(flat[flat_hull_idx])
-    w1 = center + projected[flat_hull_idx[c]]
-    w2 = center + projected[flat_hull_idx[d]]
-    return _Calipers((p1, p2), (w1, w2), length, width)
+    return center + projected[flat_hull_idx[c]], center + projected[flat_hull_idx[d]], width
+
+
+def _near_longest_pairs(
+    points: npt.NDArray[np.float64], shortest_mm: float
+) -> list[tuple[int, int]]:
+    """Index pairs (i < j) of the points at least ``shortest_mm`` apart, one per direction
+    (directions within about a degree are the same)."""
+    pairs: dict[tuple[int, int, int], tuple[int, int, float]] = {}
+    chunk = 512
+    for start in range(0, len(points), chunk):
+        block = points[start : start + chunk]
+        d2 = ((block[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)
+        for a, b in np.argwhere(d2 >= shortest_mm**2):
+            i, j = start + int(a), int(b)
+            if i >= j:
+                continue
+            u = points[j] - points[i]
+            u /= np.linalg.norm(u)
+            if u[np.argmax(np.abs(u))] < 0:
+                u = -u
+            key = (int(round(u[0] * 60)), int(round(u[1] * 60)), int(round(u[2] * 60)))
+            if key not in pairs or d2[a, b] > pairs[key][2]:
+                pairs[key] = (i, j, float(d2[a, b]))
+    return [(i, j) for i, j, _ in pairs.values()]
+
+
+def _calipers_3d(lesion: LesionMask, geometry: VolumeGeometry) -> _Calipers:
+    """Feret length of the marching-cubes surface and the largest width perpendicular to it.
+
+    A blunt lesion has many directions of nearly its largest diameter, and the outline's noise
+    picks one of them; but a tilt of the length axis only widens the extent across it. Of the
+    pairs within AXIS_TIE_VOXELS of the longest, the one across which the lesion is narrowest
+    gives the axis. L is the longest diameter, drawn on that axis through the pair's middle
+    (its ends lie at most a quarter of a voxel beyond the pair's).
+    """
+    hull = _hull_points(surface_points_lps(lesion, geometry))
+    a, b, longest = _farthest_pair(hull)
+    tie_mm = AXIS_TIE_VOXELS * voxel_step_mm((hull[b] - hull[a]) / longest, geometry)
+    best: _Calipers | None = None
+    for i, j in _near_longest_pairs(hull, longest - tie_mm - SAME_LENGTH_MM):
+        axis = (hull[j] - hull[i]) / np.linalg.norm(hull[j] - hull[i])
+        middle = (hull[i] + hull[j]) / 2.0
+        w1, w2, width = _width_across(hull, axis, middle)
+        if best is None or width < best.width_mm:
+            ends = (middle - axis * longest / 2.0, middle + axis * longest / 2.0)
+            best = _Calipers(ends, (w1, w2), longest, width)
+    assert best is not None
+    return best
 
 
 @dataclass(frozen=True)
