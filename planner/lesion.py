@@ -89,6 +89,18 @@ def _median(
     return sitk.GetArrayFromImage(filtered).astype(np.float32)
 
 
+def _fat_bone_edge(smooth: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Voxels with fat and bone both within a voxel: never lesion.
+
+    Where fat meets bone (fatty marrow against cortex) the blurred edge passes through the
+    lesion's density, and an outline grown against the cortex would creep along it.
+    """
+    return np.asarray(
+        (ndimage.minimum_filter(smooth, size=3) < FAT_HU)
+        & (ndimage.maximum_filter(smooth, size=3) > BONE_PARTIAL_HU)
+    )
+
+
 def _open_around_seed(
     candidate: npt.NDArray[np.bool_],
     partial: npt.NDArray[np.bool_],
@@ -388,12 +400,7 @@ def _grow(
         lo, hi = lo_rule, hi_rule
 
     in_sphere = dist2 <= radius_mm**2
-    # Where fat meets bone (fatty marrow against cortex) the blurred edge passes through the
-    # lesion's density: such a voxel, with both within a voxel of it, is never lesion.
-    fat_bone_edge = (ndimage.minimum_filter(smooth, size=3) < FAT_HU) & (
-        ndimage.maximum_filter(smooth, size=3) > BONE_PARTIAL_HU
-    )
-    allowed = in_sphere & anatomy.body[box] & ~anatomy.air[box] & ~fat_bone_edge
+    allowed = in_sphere & anatomy.body[box] & ~anatomy.air[box] & ~_fat_bone_edge(smooth)
     # Lesion voxels against bone read denser (partial volume): next to bone, accept up to the
     # lesion/bone midpoint.
     # Smoothing would spread the bone into them, so they are judged on the raw HU.

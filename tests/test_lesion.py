@@ -243,3 +243,18 @@ def test_an_outline_without_edges_is_flagged_and_the_limit_is_a_setting():
     )
     manual = replace(lesion, unseen_edge_fraction=None)
     assert lesion_module.unseen_edge_warning(manual, rules) is None
+
+
+def test_where_fat_meets_bone_the_blurred_edge_is_never_lesion():
+    # Fatty marrow (-60 HU) against cortex (1200 HU), and the lesion (40 HU) against the same
+    # cortex, both blurred: the fat-cortex edge passes through the lesion's density, and is
+    # excluded; the lesion's own rim against the cortex is not.
+    hu = np.full((7, 3, 40), 1200.0, dtype=np.float32)  # cortex from column 10 on
+    hu[:3, :, :10] = -60.0  # slices 0-2: fat before the cortex
+    hu[4:, :, :10] = 40.0  # slices 4-6: lesion before the cortex
+    smooth = ndimage.gaussian_filter1d(hu, 1.0, axis=2)
+    edge = lesion_module._fat_bone_edge(smooth)
+
+    soft = (smooth > 0) & (smooth < 120)  # reads as soft tissue
+    assert soft[1].any() and edge[1][soft[1]].all(), "the fat-cortex edge"
+    assert soft[5].any() and not edge[5][soft[5]].any(), "the lesion's rim on the cortex"
