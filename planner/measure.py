@@ -133,26 +133,26 @@ def _width_across(
 
 def _near_longest_pairs(
     points: npt.NDArray[np.float64], shortest_mm: float
-) -> list[tuple[int, int]]:
-    """Index pairs (i < j) of the points at least ``shortest_mm`` apart, one per direction
-    (directions within about a degree are the same)."""
-    pairs: dict[tuple[int, int, int], tuple[int, int, float]] = {}
+) -> npt.NDArray[np.int64]:
+    """Index pairs (n, 2) of the points at least ``shortest_mm`` apart, the longest one per
+    direction (directions within about a degree are the same)."""
     chunk = 512
+    found = []
     for start in range(0, len(points), chunk):
-        block = points[start : start + chunk]
-        d2 = ((block[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)
-        for a, b in np.argwhere(d2 >= shortest_mm**2):
-            i, j = start + int(a), int(b)
-            if i >= j:
-                continue
-            u = points[j] - points[i]
-            u /= np.linalg.norm(u)
-            if u[np.argmax(np.abs(u))] < 0:
-                u = -u
-            key = (int(round(u[0] * 60)), int(round(u[1] * 60)), int(round(u[2] * 60)))
-            if key not in pairs or d2[a, b] > pairs[key][2]:
-                pairs[key] = (i, j, float(d2[a, b]))
-    return [(i, j) for i, j, _ in pairs.values()]
+        d2 = ((points[start : start + chunk, None, :] - points[None, :, :]) ** 2).sum(axis=2)
+        a, b = np.nonzero(d2 >= shortest_mm**2)
+        found.append(np.stack([a + start, b], axis=1))
+    pairs = np.concatenate(found)
+    pairs = pairs[pairs[:, 0] < pairs[:, 1]]
+    step = points[pairs[:, 1]] - points[pairs[:, 0]]
+    length = np.linalg.norm(step, axis=1)
+    unit = step / length[:, None]
+    # u and -u are one direction: make the largest component positive.
+    unit *= np.sign(unit[np.arange(len(unit)), np.argmax(np.abs(unit), axis=1)])[:, None]
+    keys = np.round(unit * 60.0).astype(np.int64)
+    order = np.lexsort((-length, keys[:, 2], keys[:, 1], keys[:, 0]))
+    _, first = np.unique(keys[order], axis=0, return_index=True)
+    return pairs[order[first]]
 
 
 def _calipers_3d(lesion: LesionMask, geometry: VolumeGeometry) -> _Calipers:
