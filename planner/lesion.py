@@ -41,8 +41,11 @@ BAND_MM = 4.0
 # Edge refinement: voxels within EDGE_BAND_MM inside the outline, or EDGE_STEP_MM outside it,
 # are judged against the tissue read EDGE_RING_MM beyond the outline; EDGE_PASSES passes, so
 # the outline moves out by at most EDGE_PASSES * EDGE_STEP_MM from the windowed region.
+# With a step of one voxel the band reached deeper inside (2.5 mm) than outside: the noise
+# could pull the outline in further than push it out, and outlines came out short (mean L
+# -0.5 mm over four noise draws of the catalogue); at 1.25 mm the mean error is -0.1 mm.
 EDGE_BAND_MM = 2.5
-EDGE_STEP_MM = 1.0
+EDGE_STEP_MM = 1.25
 EDGE_RING_MM = 3.0
 EDGE_PASSES = 3
 # Gaussian smoothing of the final mask: single-voxel bumps from noise on a 10 HU edge would
