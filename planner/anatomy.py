@@ -38,7 +38,7 @@ CANAL_AREA_MM2 = (40.0, 700.0)
 CANAL_HU = (-30.0, 70.0)
 CANAL_MIDLINE_MM = 30.0
 VERTEBRA_RADIUS_MM = 45.0
-SKIN_NORMAL_RADIUS_MM = 4.0
+SKIN_NORMAL_SIGMA_MM = 2.0
 _IN_PLANE = np.array(
     [[[0, 0, 0], [0, 0, 0], [0, 0, 0]], [[0, 1, 0], [1, 1, 1], [0, 1, 0]], [[0, 0, 0]] * 3],
     dtype=bool,
@@ -220,7 +220,8 @@ def skin_with_normals(
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
     """Body surface voxels (k, j, i) and their outward unit normals in LPS.
 
-    The normal points away from the centroid of the body voxels within SKIN_NORMAL_RADIUS_MM.
+    The normal is the downhill direction of the body mask smoothed over SKIN_NORMAL_SIGMA_MM:
+    smoothing spreads the voxel staircase into a surface that follows the skin's shape.
     """
     geo = volume.geometry
     spacing = np.asarray(geo.spacing_kji_mm())
@@ -230,20 +231,16 @@ def skin_with_normals(
     interior[:, :, 1:] &= body[:, :, :-1]
     interior[:, :, :-1] &= body[:, :, 1:]
     skin = np.argwhere(body & ~interior).astype(np.int32)
-    r = np.maximum(1, np.round(SKIN_NORMAL_RADIUS_MM / spacing)).astype(int)
-    # A sparse lattice of offsets (about 2 per radius and axis) is enough for a direction.
-    step = np.maximum(1, (r + 1) // 2)
-    axes = [np.arange(-r[d], r[d] + 1, step[d]) for d in range(3)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    offsets = grid[((grid * spacing) ** 2).sum(axis=1) <= SKIN_NORMAL_RADIUS_MM**2]
-    inward = np.zeros((len(skin), 3), dtype=np.float64)
+    smooth = ndimage.gaussian_filter(body.astype(np.float32), SKIN_NORMAL_SIGMA_MM / spacing)
     shape = np.asarray(body.shape)
-    for off in offsets:
-        q = skin + off
-        valid = np.all((q >= 0) & (q < shape), axis=1)
-        hit = np.zeros(len(skin), dtype=bool)
-        hit[valid] = body[q[valid, 0], q[valid, 1], q[valid, 2]]
-        inward += hit[:, None] * (off * spacing)
+    inward = np.zeros((len(skin), 3), dtype=np.float64)
+    for d in range(3):
+        step = np.zeros(3, dtype=np.int32)
+        step[d] = 1
+        ahead = np.minimum(skin + step, shape - 1)
+        behind = np.maximum(skin - step, 0)
+        rise = smooth[tuple(ahead.T)] - smooth[tuple(behind.T)]
+        inward[:, d] = rise / (spacing[d] * np.maximum(ahead[:, d] - behind[:, d], 1))
     direction_kji = geo.direction_matrix[:, ::-1]  # columns: LPS unit vectors of k, j, i
     outward = -(inward @ direction_kji.T)
     outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-9)

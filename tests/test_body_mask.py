@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pydicom
 import pytest
 from scipy import ndimage
+from tools import make_ct_series, set_ct_pixels
 
 from planner.anatomy import (
     BODY_HU,
@@ -214,3 +215,30 @@ def test_a_contact_narrower_than_the_cut_is_cut_and_a_wide_one_is_kept():
     for shape, joined in ((narrow, False), (wide, True)):
         core = _octagon_in_plane(shape, TABLE_CUT_RADIUS_MM, spacing, dilate=False)
         assert (ndimage.label(core)[1] == 1) is joined
+
+
+@pytest.mark.parametrize("spacing_mm", [(0.8, 0.8, 1.0), (1.0, 1.0, 2.5)])
+def test_skin_normals_follow_the_skins_shape_not_the_voxel_staircase(spacing_mm):
+    # An elliptical body (semi-axes 60 and 40 mm): the outward normal at a skin point (x, y)
+    # is along (x / 60**2, y / 40**2). Entry checks (faces up, angle to the skin) rely on it.
+    pixel_mm, _, slice_mm = spacing_mm
+    size, slices = 160, 8
+    datasets = make_ct_series(slices, size, spacing_mm=spacing_mm)
+    centre = (size - 1) / 2.0
+    y, x = (np.mgrid[0:size, 0:size] - centre) * pixel_mm
+    inside = (x / 60.0) ** 2 + (y / 40.0) ** 2 <= 1.0
+    for ds in datasets:
+        set_ct_pixels(ds, np.where(inside, 40, -1000).astype(np.int16))
+    volume = load_volume(datasets)
+    body = np.repeat(inside[None], slices, axis=0)
+    skin, normals = skin_with_normals(volume, body)
+    middle = (skin[:, 0] >= 2) & (skin[:, 0] < slices - 2)  # the stack's ends are skin too
+    lps = volume.geometry.kji_to_lps(skin[middle].astype(np.float64))
+    x0, y0, _ = volume.geometry.kji_to_lps(np.array([slices // 2, centre, centre]))
+    truth = np.stack([(lps[:, 0] - x0) / 60.0**2, (lps[:, 1] - y0) / 40.0**2], axis=1)
+    truth /= np.linalg.norm(truth, axis=1, keepdims=True)
+    assert np.abs(normals[middle, 2]).max() < 0.05
+    cos = (normals[middle, :2] * truth).sum(axis=1)
+    error_deg = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    assert np.median(error_deg) < 2.0
+    assert error_deg.max() < 8.0
