@@ -249,8 +249,8 @@ class _Beyond:
     """What lies just outside an outline, on a box around it."""
 
     box: tuple[slice, slice, slice]
-    inside_mm: npt.NDArray[np.float64]  # depth inside the outline (0 outside)
-    outside_mm: npt.NDArray[np.float64]  # distance outside the outline (0 inside)
+    inside_mm: npt.NDArray[np.float32]  # depth inside the outline (0 outside)
+    outside_mm: npt.NDArray[np.float32]  # distance outside the outline (0 inside)
     lesion_hu: float  # median of the outline's core
     beyond_hu: npt.NDArray[np.float32]  # per voxel: the value at the nearest ring voxel
 
