@@ -221,7 +221,7 @@ def test_a_contact_narrower_than_the_cut_is_cut_and_a_wide_one_is_kept():
 def test_skin_normals_follow_the_skins_shape_not_the_voxel_staircase(spacing_mm):
     # An elliptical body (semi-axes 60 and 40 mm): the outward normal at a skin point (x, y)
     # is along (x / 60**2, y / 40**2). Entry checks (faces up, angle to the skin) rely on it.
-    pixel_mm, _, slice_mm = spacing_mm
+    pixel_mm = spacing_mm[0]
     size, slices = 160, 8
     datasets = make_ct_series(slices, size, spacing_mm=spacing_mm)
     centre = (size - 1) / 2.0
