@@ -104,7 +104,7 @@ def _octagon_in_plane(
     return out
 
 
-def _enclosed_in_plane(mask: BoolArray) -> tuple[npt.NDArray[np.int32], int]:
+def enclosed_in_plane(mask: BoolArray) -> tuple[npt.NDArray[np.int32], int]:
     """Per-slice holes of ``mask``: components of its complement not touching the slice edge."""
     labels, n = ndimage.label(~mask, structure=_IN_PLANE)
     edge = np.zeros(n + 1, dtype=bool)
@@ -134,7 +134,7 @@ def find_body(volume: CTVolume) -> Body:
     # In-plane opening by TABLE_CUT_RADIUS_MM cuts thin contacts (sheets, a table seen apart).
     core = _largest_component(_octagon_in_plane(dense, TABLE_CUT_RADIUS_MM, spacing, False))
     body = dense & _octagon_in_plane(core, TABLE_CUT_RADIUS_MM + 0.5, spacing, True)
-    holes, _ = _enclosed_in_plane(body)
+    holes, _ = enclosed_in_plane(body)
     warnings = (table.warning,) if table.warning else ()
     return Body(np.asarray(body | (holes > 0)), table, warnings)
 
@@ -143,7 +143,7 @@ def _find_canal(volume: CTVolume, bone: BoolArray, body: BoolArray) -> BoolArray
     """Spinal canal: per slice, a soft-tissue hole enclosed by bone, posterior, near the midline."""
     geo = volume.geometry
     _, sy, sx = geo.spacing_kji_mm()
-    holes, n = _enclosed_in_plane(bone)
+    holes, n = enclosed_in_plane(bone)
     canal = np.zeros_like(bone)
     if n == 0 or not holes.any():
         return canal
