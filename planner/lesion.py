@@ -306,9 +306,10 @@ def _refine_edges(
     EDGE_STEP_MM to EDGE_RING_MM outside. Edges against lighter tissue (fat, lung) are left
     as the window drew them: a thin strip of muscle on fat looks like the lesion's own
     partial-volume rim there and would be drawn in. Inside bone there is no muscle: against
-    fatty marrow that the bone encloses (``in_bone``) the voxel belongs to the lesion when
-    its value is above the midpoint; the window alone left the outline short there (the
-    femoral lesion's end in the medulla by 0.7-0.9 mm, tilting its length axis).
+    lighter tissue that bone encloses (``in_bone``: fatty marrow, the canal's fluid) the
+    voxel belongs to the lesion when its value is above the midpoint; the window alone left
+    the outline short there (the femoral lesion's end in the medulla by 0.7-0.9 mm, tilting
+    its length axis).
     """
     beyond = _beyond(region, smooth, spacing, in_bone)
     if beyond is None:
@@ -317,10 +318,12 @@ def _refine_edges(
     inner, values = region[box], smooth[box]
     midpoint = (beyond.lesion_hu + beyond.beyond_hu) / 2.0
     denser = beyond.beyond_hu > beyond.lesion_hu + MIN_NEIGHBOUR_CONTRAST_HU
-    marrow_fat = beyond.beyond_in_bone & (
+    lighter_in_bone = beyond.beyond_in_bone & (
         beyond.beyond_hu < beyond.lesion_hu - MIN_NEIGHBOUR_CONTRAST_HU
     )
-    judged = np.where(denser, values < midpoint, np.where(marrow_fat, values > midpoint, inner))
+    judged = np.where(
+        denser, values < midpoint, np.where(lighter_in_bone, values > midpoint, inner)
+    )
     band = (beyond.inside_mm <= EDGE_BAND_MM) & (beyond.outside_mm <= EDGE_STEP_MM)
     out = region.copy()
     out[box] = np.where(band, judged, inner) & allowed[box]
@@ -328,7 +331,8 @@ def _refine_edges(
 
 
 def _enclosed_by_bone(bone: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    """What bone encloses on its slice: the medulla of a long bone where its cortex is whole."""
+    """What bone encloses on its slice: the medulla of a long bone where its cortex is whole,
+    the spinal canal."""
     holes, _ = enclosed_in_plane(bone)
     return np.asarray(holes > 0)
 
