@@ -263,7 +263,7 @@ def _beyond(
     in_bone: npt.NDArray[np.bool_] | None = None,
 ) -> _Beyond | None:
     """The lesion's density and the tissue read EDGE_STEP_MM to EDGE_RING_MM outside it;
-    ``in_bone`` marks the soft tissue that bone encloses (:func:`_enclosed_by_bone`)."""
+    ``in_bone`` marks the soft tissue that bone encloses on its slice."""
     margin = np.asarray([int(np.ceil((EDGE_RING_MM + 1.0) / sp)) for sp in spacing])
     found = np.argwhere(region)
     lo = np.maximum(found.min(axis=0) - margin, 0)
@@ -284,10 +284,10 @@ def _beyond(
     nearest = ndimage.distance_transform_edt(
         ~ring, sampling=spacing, return_distances=False, return_indices=True
     )
-    ring_in_bone = np.zeros(inner.shape, dtype=bool) if in_bone is None else in_bone[box]
-    return _Beyond(
-        box, inside_mm, outside_mm, lesion_hu, values[tuple(nearest)], ring_in_bone[tuple(nearest)]
+    beyond_in_bone = (
+        np.zeros(inner.shape, dtype=bool) if in_bone is None else in_bone[box][tuple(nearest)]
     )
+    return _Beyond(box, inside_mm, outside_mm, lesion_hu, values[tuple(nearest)], beyond_in_bone)
 
 
 def _refine_edges(
@@ -328,13 +328,6 @@ def _refine_edges(
     out = region.copy()
     out[box] = np.where(band, judged, inner) & allowed[box]
     return out
-
-
-def _enclosed_by_bone(bone: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    """What bone encloses on its slice: the medulla of a long bone where its cortex is whole,
-    the spinal canal."""
-    holes, _ = enclosed_in_plane(bone)
-    return np.asarray(holes > 0)
 
 
 def _unseen_edge_fraction(
@@ -452,7 +445,8 @@ def _grow(
             )
             if region is None:  # cannot happen: the seed passed both windows
                 region = refined
-    in_bone = _enclosed_by_bone(anatomy.bone[box])
+    # What bone encloses on its slice: a long bone's medulla where its cortex is whole, the canal.
+    in_bone = enclosed_in_plane(anatomy.bone[box])[0] > 0
     for _ in range(EDGE_PASSES):
         region = _refine_edges(region, smooth, allowed, in_bone, spacing)
     region = _smooth_outline(region, local_seed, spacing)

@@ -260,6 +260,9 @@ def test_where_fat_meets_bone_the_blurred_edge_is_never_lesion():
     assert soft[5].any() and not edge[5][soft[5]].any(), "the lesion's rim on the cortex"
 
 
+LONG_BONE_LESION_SEMI_MM = (8.0, 12.0)  # across and along the bone: W = 16 mm, L = 24 mm
+
+
 def _long_bone_phantom(noise_seed: int) -> CTVolume:
     """A long bone along z (fatty marrow, -60 HU, in a whole cortex) in muscle, with a lytic
     lesion in its medulla: 1 mm voxels, the lesion's ends and sides against the fatty marrow."""
@@ -280,9 +283,6 @@ def _long_bone_phantom(noise_seed: int) -> CTVolume:
     for k, ds in enumerate(datasets):
         set_ct_pixels(ds, np.rint(hu[k]).astype(np.int16))
     return load_volume(datasets)
-
-
-LONG_BONE_LESION_SEMI_MM = (8.0, 12.0)  # across and along the bone: W = 16 mm, L = 24 mm
 
 
 @pytest.mark.parametrize("noise_seed", [1, 2])
