@@ -13,7 +13,7 @@ distance in mm, negative inside (first order, g / |grad g|: exact on the surface
 few mm of it). The tissue beyond is the truth label 2 mm outside along the surface normal:
 bone, lung, fat (soft tissue below -30 HU), soft tissue within 2 mm of bone, other soft tissue.
 Printed: the median signed distance per case and tissue (vertex count in brackets), and the
-median over cases. The truth's own label mask, measured the same way, is the zero of the method.
+median over builds. The truth's own label mask, measured the same way, is the zero of the method.
 """
 
 from __future__ import annotations
