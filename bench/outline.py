@@ -1,13 +1,14 @@
 """Where the lesion's outline lies against the true surface, by the tissue beyond it (a report,
 not a test).
 
-Usage: ``.venv/bin/python bench/outline.py [--case ...] [--noise-realisations N]``
+Usage: ``.venv/bin/python bench/outline.py [--grid 1.0x1.25] [--case ...] [--noise-realisations N]``
 
 L and W are extremes of the outline, so their errors mix two biases that can cancel: where the
 outline lies against the lesion's true surface, and how the calipers read a voxel outline (a
 Feret diameter of a staircase picks its corners). This report measures the first alone. Each
-catalogue case is built at full size (with ``--noise-realisations N``: N draws of its noise,
-seeds ``seed + 1000 r``), its lesion segmented from the case's seed, and every vertex of the
+catalogue case is built at full size (with ``--grid``: on that grid, pixel x slice in mm, as in
+``bench/resolution.py``; with ``--noise-realisations N``: N draws of its noise, seeds
+``seed + 1000 r``), its lesion segmented from the case's seed, and every vertex of the
 outline's marching-cubes surface placed against the union of the truth's ellipsoids: signed
 distance in mm, negative inside (first order, g / |grad g|: exact on the surface, good within a
 few mm of it). The tissue beyond is the truth label 2 mm outside along the surface normal:
@@ -24,6 +25,7 @@ import statistics
 
 import numpy as np
 import numpy.typing as npt
+from grids import on_grid, parse_grid
 from scipy import ndimage
 
 from planner.anatomy import segment_anatomy
@@ -128,11 +130,13 @@ def _row(label: str, bias: dict[str, tuple[float, int]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--grid", help="pixel x slice in mm, e.g. 1.2x1.5 (default: the case's)")
     parser.add_argument("--case", action="append", help="catalogue case (default: all)")
     parser.add_argument(
         "--noise-realisations", type=int, default=1, help="noise draws per case (default: 1)"
     )
     args = parser.parse_args()
+    grid = parse_grid(args.grid) if args.grid else None
     rules = PlanningRules()
     names = args.case or list(CASES)
     header = f"  {'case':30s} " + " ".join(f"{t:>14s}" for t in TISSUES)
@@ -141,7 +145,11 @@ def main() -> None:
     rows: dict[str, list[dict[str, tuple[float, int]]]] = {"segmented": [], "truth mask": []}
     for name in names:
         for realisation in range(args.noise_realisations):
-            spec = dataclasses.replace(CASES[name], seed=CASES[name].seed + 1000 * realisation)
+            spec = CASES[name]
+            if grid is not None:
+                spec = on_grid(spec, *grid, realisation)
+            else:
+                spec = dataclasses.replace(spec, seed=spec.seed + 1000 * realisation)
             label = name if args.noise_realisations == 1 else f"{name} #{realisation}"
             case = build_case(spec, full_size=True)
             volume = load_volume(case.datasets)

@@ -17,8 +17,9 @@ rules come from this report.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
+
+from grids import DEFAULT_GRIDS, on_grid, parse_grid
 
 from planner.anatomy import segment_anatomy
 from planner.errors import PlanningError
@@ -28,28 +29,6 @@ from planner.rules import PlanningRules
 from planner.volume import load_volume
 from sample_series.catalogue import CASES
 from sample_series.phantom import build_case
-from sample_series.spec import ScanSpec
-
-DEFAULT_GRIDS = ("0.8x1.0", "0.8x2.0", "1.0x1.25", "1.2x1.5", "1.6x2.0", "2.0x2.5")
-# Coarser than this in-plane, each pixel is averaged from 2 x 2 sub-pixels (partial volume),
-# as in the catalogue's small builds.
-SUPERSAMPLE_ABOVE_MM = 1.2
-
-
-def _grid(text: str) -> tuple[float, float]:
-    pixel, slice_ = text.lower().split("x")
-    return float(pixel), float(slice_)
-
-
-def _scan(full: ScanSpec, pixel_mm: float, slice_mm: float) -> ScanSpec:
-    return ScanSpec(
-        rows=round(full.rows * full.pixel_mm / pixel_mm),
-        columns=round(full.columns * full.pixel_mm / pixel_mm),
-        pixel_mm=pixel_mm,
-        n_slices=round(full.n_slices * full.slice_mm / slice_mm),
-        slice_mm=slice_mm,
-        supersample=2 if pixel_mm > SUPERSAMPLE_ABOVE_MM else 1,
-    )
 
 
 def main() -> None:
@@ -60,7 +39,7 @@ def main() -> None:
         "--noise-realisations", type=int, default=1, help="noise draws per case (default: 1)"
     )
     args = parser.parse_args()
-    grids = [_grid(g) for g in (args.grid or DEFAULT_GRIDS)]
+    grids = [parse_grid(g) for g in (args.grid or DEFAULT_GRIDS)]
     names = args.case or list(CASES)
     rules = PlanningRules()
     for pixel_mm, slice_mm in grids:
@@ -69,10 +48,7 @@ def main() -> None:
         t0 = time.perf_counter()
         runs = [(name, r) for name in names for r in range(args.noise_realisations)]
         for name, realisation in runs:
-            spec = CASES[name]
-            spec = dataclasses.replace(
-                spec, full=_scan(spec.full, pixel_mm, slice_mm), seed=spec.seed + 1000 * realisation
-            )
+            spec = on_grid(CASES[name], pixel_mm, slice_mm, realisation)
             label = name if args.noise_realisations == 1 else f"{name} #{realisation}"
             case = build_case(spec, full_size=True)
             volume = load_volume(case.datasets)
