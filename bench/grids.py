@@ -1,4 +1,5 @@
-"""Catalogue cases rebuilt on another grid (pixel x slice, in mm): shared by the bench reports."""
+"""Catalogue cases rebuilt on another grid (pixel x slice, in mm) or noise draw: shared by the
+bench reports."""
 
 from __future__ import annotations
 
@@ -18,9 +19,14 @@ def parse_grid(text: str) -> tuple[float, float]:
     return float(pixel), float(slice_)
 
 
-def on_grid(spec: CaseSpec, pixel_mm: float, slice_mm: float, realisation: int = 0) -> CaseSpec:
-    """The case's full-size scan on the grid (same field of view and scan length), with the
-    noise draw ``seed + 1000 * realisation``."""
+def noise_draw(spec: CaseSpec, realisation: int) -> CaseSpec:
+    """The case with noise draw ``realisation`` (seed ``seed + 1000 * realisation``; 0 is the
+    catalogue's own)."""
+    return dataclasses.replace(spec, seed=spec.seed + 1000 * realisation)
+
+
+def on_grid(spec: CaseSpec, pixel_mm: float, slice_mm: float) -> CaseSpec:
+    """The case's full-size scan on the grid (same field of view and scan length)."""
     full = spec.full
     scan = ScanSpec(
         rows=round(full.rows * full.pixel_mm / pixel_mm),
@@ -30,4 +36,4 @@ def on_grid(spec: CaseSpec, pixel_mm: float, slice_mm: float, realisation: int =
         slice_mm=slice_mm,
         supersample=2 if pixel_mm > SUPERSAMPLE_ABOVE_MM else 1,
     )
-    return dataclasses.replace(spec, full=scan, seed=spec.seed + 1000 * realisation)
+    return dataclasses.replace(spec, full=scan)

@@ -20,12 +20,11 @@ median over builds. The truth's own label mask, measured the same way, is the ze
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 
 import numpy as np
 import numpy.typing as npt
-from grids import on_grid, parse_grid
+from grids import noise_draw, on_grid, parse_grid
 from scipy import ndimage
 
 from planner.anatomy import segment_anatomy
@@ -145,11 +144,9 @@ def main() -> None:
     rows: dict[str, list[dict[str, tuple[float, int]]]] = {"segmented": [], "truth mask": []}
     for name in names:
         for realisation in range(args.noise_realisations):
-            spec = CASES[name]
+            spec = noise_draw(CASES[name], realisation)
             if grid is not None:
-                spec = on_grid(spec, *grid, realisation)
-            else:
-                spec = dataclasses.replace(spec, seed=spec.seed + 1000 * realisation)
+                spec = on_grid(spec, *grid)
             label = name if args.noise_realisations == 1 else f"{name} #{realisation}"
             case = build_case(spec, full_size=True)
             volume = load_volume(case.datasets)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from grids import DEFAULT_GRIDS, on_grid, parse_grid
+from grids import DEFAULT_GRIDS, noise_draw, on_grid, parse_grid
 
 from planner.anatomy import segment_anatomy
 from planner.errors import PlanningError
@@ -48,7 +48,7 @@ def main() -> None:
         t0 = time.perf_counter()
         runs = [(name, r) for name in names for r in range(args.noise_realisations)]
         for name, realisation in runs:
-            spec = on_grid(CASES[name], pixel_mm, slice_mm, realisation)
+            spec = on_grid(noise_draw(CASES[name], realisation), pixel_mm, slice_mm)
             label = name if args.noise_realisations == 1 else f"{name} #{realisation}"
             case = build_case(spec, full_size=True)
             volume = load_volume(case.datasets)
