@@ -55,14 +55,17 @@ class Settings(BaseSettings):
         (1.5, 5.0, 10.0, 15.0), description="Anaesthetic mixture per tier (mL)"
     )
     near_spine_mm: float = Field(30.0, ge=0, description="Lesion-to-spine distance for cortivazol")
-    min_diameter_uncertainty_mm: float = Field(
-        1.0, ge=0, description="Least error (mm) on L and W taken for the volume interval"
-    )
     validated_pixel_mm: float = Field(
         0.8, gt=0, description="Coarsest pixel on which automatic L and W are validated (mm)"
     )
     validated_slice_mm: float = Field(
         1.0, gt=0, description="Coarsest slice spacing on which automatic L and W are validated"
+    )
+    outline_error_mm: float = Field(
+        1.0,
+        ge=0,
+        description="Error of the outline on an automatic L or W (mm), added to one voxel "
+        "for the volume interval",
     )
     max_unseen_edge_fraction: float = Field(
         0.5,
@@ -127,12 +130,12 @@ class Settings(BaseSettings):
             dosing=DosingRules(
                 tiers=tiers,
                 near_spine_mm=self.near_spine_mm,
-                min_diameter_uncertainty_mm=self.min_diameter_uncertainty_mm,
             ),
             segmentation=SegmentationRules(
                 validated_pixel_mm=self.validated_pixel_mm,
                 validated_slice_mm=self.validated_slice_mm,
                 max_unseen_edge_fraction=self.max_unseen_edge_fraction,
+                outline_error_mm=self.outline_error_mm,
             ),
             trajectory=TrajectoryRules(
                 needle_lengths_mm=tuple(sorted(self.needle_lengths_mm)),

@@ -1,6 +1,6 @@
 """Stage: lesion measurement in, dose card out.
 
-Input: length and width (mm) with their one-voxel uncertainty, the lesion's distance to the
+Input: length and width (mm) with their uncertainty, the lesion's distance to the
 spine (mm, None when no spine was found) and an optional site override.
 Output: :class:`DoseCard` per CLINICAL.md: caliper volume L×W²/2, anaesthetic tier, borderline
 flag with the alternative tier, steroid, contrast, needle gauge, steroid ampoule cap, needles.
@@ -75,9 +75,7 @@ def dose_card(
 ) -> DoseCard:
     """Dose card for a lesion of the given caliper size (mm) and spine distance (mm).
 
-    The volume interval takes each diameter's uncertainty, or the rules' floor if larger."""
-    length_uncertainty_mm = max(length_uncertainty_mm, rules.min_diameter_uncertainty_mm)
-    width_uncertainty_mm = max(width_uncertainty_mm, rules.min_diameter_uncertainty_mm)
+    The volume interval takes each diameter's uncertainty (mm) off and on."""
     volume = caliper_volume_ml(length_mm, width_mm)
     low = caliper_volume_ml(
         max(length_mm - length_uncertainty_mm, 0.0), max(width_mm - width_uncertainty_mm, 0.0)

@@ -3,7 +3,8 @@
 Input: :class:`~planner.lesion.LesionMask`, the volume geometry and the
 :class:`MeasurementMode`.
 Output: :class:`Measurement`: length L and width W in mm with their endpoints in LPS mm, the
-one-voxel uncertainty of each, the voxel-count volume (mL) and the centre (LPS mm).
+uncertainty of each (one voxel along the diameter plus the outline's own error), the
+voxel-count volume (mL) and the centre (LPS mm).
 
 - ``3d`` (the default): L = largest 3-D diameter (Feret) of the lesion, W = largest diameter
   perpendicular to L. The boundary is the marching-cubes surface of the mask at the half level,
@@ -278,8 +279,13 @@ def measure_lesion(
     lesion: LesionMask,
     geometry: VolumeGeometry,
     mode: MeasurementMode | str = MeasurementMode.THREE_D,
+    outline_error_mm: float = 0.0,
 ) -> Measurement:
-    """L and W of the lesion in mm (endpoints in LPS mm), in the 3-D or the axial mode."""
+    """L and W of the lesion in mm (endpoints in LPS mm), in the 3-D or the axial mode.
+
+    Each diameter's uncertainty is one voxel along it (where its ends fall between voxels)
+    plus ``outline_error_mm``, the error of the outline itself on a diameter.
+    """
     mode = MeasurementMode(mode)
     slice_index: int | None = None
     slice_position_mm: float | None = None
@@ -298,8 +304,8 @@ def measure_lesion(
         width_mm=calipers.width_mm,
         length_endpoints_lps_mm=(_point(p1), _point(p2)),
         width_endpoints_lps_mm=(_point(w1), _point(w2)),
-        length_uncertainty_mm=voxel_step_mm(axis, geometry),
-        width_uncertainty_mm=voxel_step_mm(width_dir, geometry),
+        length_uncertainty_mm=voxel_step_mm(axis, geometry) + outline_error_mm,
+        width_uncertainty_mm=voxel_step_mm(width_dir, geometry) + outline_error_mm,
         voxel_volume_ml=float(lesion.mask.sum()) * geometry.voxel_volume_ml,
         center_lps_mm=_point(geometry.kji_to_lps(lesion.points_kji().mean(axis=0))),
         mode=mode,

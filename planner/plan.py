@@ -175,7 +175,12 @@ def make_plan(
             search_radius_mm=request.search_radius_mm,
             hu_window=request.hu_window,
         )
-        measurement = measure_lesion(lesion, volume.geometry, request.measurement_mode)
+        measurement = measure_lesion(
+            lesion,
+            volume.geometry,
+            request.measurement_mode,
+            outline_error_mm=rules.segmentation.outline_error_mm,
+        )
     else:
         raise InvalidSeed("give a seed point in the lesion, or the lesion's centre and size")
     dose = dose_card(

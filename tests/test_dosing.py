@@ -28,13 +28,14 @@ def test_caliper_volume_is_l_w_squared_over_two_in_ml():
     assert caliper_volume_ml(40.0, 30.0) == pytest.approx(40 * 30 * 30 / 2 / 1000)
 
 
-def test_volume_interval_takes_at_least_the_rules_floor_on_each_diameter():
-    # 45 x 30.9 mm: 21.5 mL. With 0.8 mm on each diameter the interval stays above 20 mL;
-    # with the 1 mm floor it reaches below and names the 5 mL tier too.
-    voxel_only = dose_card(45.0, 30.9, 0.8, 0.8, 80.0, DosingRules(min_diameter_uncertainty_mm=0))
+def test_volume_interval_takes_each_diameters_uncertainty():
+    # 45 x 30.9 mm: 21.5 mL. With one 0.8 mm voxel on each diameter the interval stays above
+    # 20 mL; with the outline's 1 mm error added it reaches below and names the 5 mL tier too.
+    voxel_only = dose_card(45.0, 30.9, 0.8, 0.8, 80.0, RULES)
     assert not voxel_only.borderline
-    card = dose_card(45.0, 30.9, 0.8, 0.8, 80.0, RULES)
-    assert card.volume_interval_ml[0] == pytest.approx(caliper_volume_ml(44.0, 29.9))
+    card = dose_card(45.0, 30.9, 1.8, 1.8, 80.0, RULES)
+    assert card.volume_interval_ml[0] == pytest.approx(caliper_volume_ml(43.2, 29.1))
+    assert card.volume_interval_ml[1] == pytest.approx(caliper_volume_ml(46.8, 32.7))
     assert card.borderline
     assert (card.anaesthetic_ml, card.alternative_anaesthetic_ml) == (10.0, (5.0,))
 

@@ -68,3 +68,21 @@ def test_an_uncertain_outline_comes_first_in_the_plan():
     )
     assert not any(w.startswith("UNCERTAIN OUTLINE") for w in _plan(0.8, 1.0, 40, rules).warnings)
     assert _plan(0.8, 1.0, 40, strict).warnings[0].startswith("UNCERTAIN OUTLINE")
+
+
+def test_an_automatic_diameter_carries_the_outline_error_a_manual_one_a_voxel():
+    rules = PlanningRules()
+    wider = dataclasses.replace(
+        rules, segmentation=dataclasses.replace(rules.segmentation, outline_error_mm=2.5)
+    )
+    auto, auto_wider = _plan(0.8, 1.0, 40, rules), _plan(0.8, 1.0, 40, wider)
+    m, mw = auto.measurement, auto_wider.measurement
+    assert (m.length_mm, m.width_mm) == (mw.length_mm, mw.width_mm)
+    # one voxel along the diameter (0.8 to 1.0 mm here) plus the outline's error
+    assert 1.8 - 1e-9 <= m.length_uncertainty_mm <= 2.0 + 1e-9
+    assert mw.length_uncertainty_mm == pytest.approx(m.length_uncertainty_mm + 1.5)
+    assert mw.width_uncertainty_mm == pytest.approx(m.width_uncertainty_mm + 1.5)
+    low, high = auto_wider.dose.volume_interval_ml
+    assert low < auto.dose.volume_interval_ml[0] and high > auto.dose.volume_interval_ml[1]
+    manual = _plan(0.8, 1.0, 40, rules, manual=True).measurement
+    assert 0.8 - 1e-9 <= manual.length_uncertainty_mm <= 1.0 + 1e-9
