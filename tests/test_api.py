@@ -157,3 +157,11 @@ def test_manual_mode_takes_the_given_size_whatever_the_measurement_mode(tmp_path
     assert plan["lesion"]["measurement_mode"] is None
     assert plan["lesion"]["unseen_edge_fraction"] is None
     assert any("measurement mode 'axial' not applied" in w for w in plan["warnings"])
+
+
+def test_clinical_rules_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CTPLAN_OUTLINE_ERROR_MM", "0.5")
+    monkeypatch.setenv("CTPLAN_NEAR_SPINE_MM", "25")
+    rules = Settings(storage_dir=tmp_path).planning_rules()
+    assert rules.segmentation.outline_error_mm == 0.5
+    assert rules.dosing.near_spine_mm == 25.0
