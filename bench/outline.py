@@ -14,7 +14,10 @@ distance in mm, negative inside (first order, g / |grad g|: exact on the surface
 few mm of it). The tissue beyond is the truth label 2 mm outside along the surface normal:
 bone, lung, fat (soft tissue below -30 HU), soft tissue within 2 mm of bone, other soft tissue.
 Printed: the median signed distance per case and tissue (vertex count in brackets), and the
-median over builds. The truth's own label mask, measured the same way, is the zero of the method.
+median over builds; then the outline's spread about that median, half the 16th-84th percentile
+range (one standard deviation for a normal spread), per tissue as a median over builds. The
+truth's own label mask, measured the same way, is the zero of both: its spread is the voxel
+staircase's.
 """
 
 from __future__ import annotations
@@ -96,19 +99,25 @@ def tissue_beyond(
     )
 
 
+Position = tuple[float, float, int]  # median (mm), spread (mm), vertex count
+
+
 def outline_bias(
     case: SampleCase, lesion: LesionMask, geometry: VolumeGeometry
-) -> dict[str, tuple[float, int]]:
-    """Median signed distance (mm) and vertex count of the outline, per tissue beyond."""
+) -> dict[str, Position]:
+    """Median signed distance (mm), its spread (half the 16th-84th percentile range, mm) and
+    the vertex count of the outline, per tissue beyond."""
     points = surface_points_lps(lesion, geometry)
     distance, normal = signed_distance_mm(case, points)
     tissue = tissue_beyond(case, points - distance[:, None] * normal, normal)
     near = np.abs(distance) < NEAR_SURFACE_MM
-    return {
-        t: (float(np.median(distance[near & (tissue == t)])), int((near & (tissue == t)).sum()))
-        for t in TISSUES
-        if (near & (tissue == t)).any()
-    }
+    found: dict[str, Position] = {}
+    for t in TISSUES:
+        d = distance[near & (tissue == t)]
+        if len(d):
+            p16, p50, p84 = np.percentile(d, [16.0, 50.0, 84.0])
+            found[t] = (float(p50), float(p84 - p16) / 2.0, len(d))
+    return found
 
 
 def truth_mask(case: SampleCase, geometry: VolumeGeometry) -> LesionMask:
@@ -122,8 +131,13 @@ def truth_mask(case: SampleCase, geometry: VolumeGeometry) -> LesionMask:
     return LesionMask(mask, (int(lo[0]), int(lo[1]), int(lo[2])), case.truth.seed_lps_mm, None)
 
 
-def _row(label: str, bias: dict[str, tuple[float, int]]) -> str:
-    cells = [f"{bias[t][0]:+6.2f} ({bias[t][1]:5d})" if t in bias else " " * 14 for t in TISSUES]
+def _row(label: str, bias: dict[str, Position]) -> str:
+    cells = [f"{bias[t][0]:+6.2f} ({bias[t][2]:5d})" if t in bias else " " * 14 for t in TISSUES]
+    return f"  {label:30s} " + " ".join(cells)
+
+
+def _spread_row(label: str, spread: dict[str, float]) -> str:
+    cells = [f"{spread[t]:14.2f}" if t in spread else " " * 14 for t in TISSUES]
     return f"  {label:30s} " + " ".join(cells)
 
 
@@ -141,7 +155,7 @@ def main() -> None:
     header = f"  {'case':30s} " + " ".join(f"{t:>14s}" for t in TISSUES)
     print("median signed distance of the outline from the true surface, mm (vertices)")
     print(header)
-    rows: dict[str, list[dict[str, tuple[float, int]]]] = {"segmented": [], "truth mask": []}
+    rows: dict[str, list[dict[str, Position]]] = {"segmented": [], "truth mask": []}
     for name in names:
         for realisation in range(args.noise_realisations):
             spec = noise_draw(CASES[name], realisation)
@@ -163,11 +177,24 @@ def main() -> None:
             print(_row(label, bias), flush=True)
     for what, biases in rows.items():
         medians = {
-            t: (statistics.median(b[t][0] for b in found), sum(b[t][1] for b in found))
+            t: (
+                statistics.median(b[t][0] for b in found),
+                statistics.median(b[t][1] for b in found),
+                sum(b[t][2] for b in found),
+            )
             for t in TISSUES
             if (found := [b for b in biases if t in b])
         }
         print(_row(f"median over builds, {what}", medians))
+    print("spread of the outline about its median, mm (half the 16th-84th percentile range)")
+    print(header)
+    for what, biases in rows.items():
+        spread = {
+            t: statistics.median(b[t][1] for b in found)
+            for t in TISSUES
+            if (found := [b for b in biases if t in b])
+        }
+        print(_spread_row(f"median over builds, {what}", spread))
 
 
 if __name__ == "__main__":
