@@ -82,16 +82,16 @@ def main() -> None:
             borderline += case.truth.borderline
             caught += case.truth.borderline and dose.borderline
             extra += dose.borderline and not case.truth.borderline
-            tiers = ""
+            flag = ""
             if case.truth.borderline or dose.borderline:
-                tiers = (
+                flag = (
                     f"  borderline: truth {'yes' if case.truth.borderline else 'no'}, "
                     f"plan {'yes' if dose.borderline else 'NO'}"
                 )
             lines.append(
                 f"  {label:28s} L {dl:+5.1f}  W {dw:+5.1f} mm  {'within' if ok else 'OUTSIDE'}  "
                 f"no edge {lesion.unseen_edge_fraction:.2f}{'  UNCERTAIN OUTLINE' * uncertain}"
-                f"{tiers}"
+                f"{flag}"
             )
         print(
             f"grid {pixel_mm} x {pixel_mm} x {slice_mm} mm (tolerance {tolerance:.2f} mm): "
