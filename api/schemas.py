@@ -89,8 +89,13 @@ class LesionOut(BaseModel):
     width_mm: float
     length_endpoints_lps_mm: tuple[Vec3, Vec3]
     width_endpoints_lps_mm: tuple[Vec3, Vec3]
-    length_uncertainty_mm: float
-    width_uncertainty_mm: float
+    length_uncertainty_mm: float = Field(
+        description="error taken on L for the volume interval: one voxel along L, plus the "
+        "outline's error (CTPLAN_OUTLINE_ERROR_MM) when L was measured automatically"
+    )
+    width_uncertainty_mm: float = Field(
+        description="error taken on W for the volume interval, as for L"
+    )
     caliper_volume_ml: float
     voxel_volume_ml: float | None
     hu_window: tuple[float, float] | None
