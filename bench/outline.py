@@ -136,8 +136,8 @@ def _row(label: str, bias: dict[str, Position]) -> str:
     return f"  {label:30s} " + " ".join(cells)
 
 
-def _spread_row(label: str, spread: dict[str, float]) -> str:
-    cells = [f"{spread[t]:14.2f}" if t in spread else " " * 14 for t in TISSUES]
+def _spread_row(label: str, bias: dict[str, Position]) -> str:
+    cells = [f"{bias[t][1]:14.2f}" if t in bias else " " * 14 for t in TISSUES]
     return f"  {label:30s} " + " ".join(cells)
 
 
@@ -175,8 +175,8 @@ def main() -> None:
             bias = outline_bias(case, lesion, volume.geometry)
             rows["segmented"].append(bias)
             print(_row(label, bias), flush=True)
-    for what, biases in rows.items():
-        medians = {
+    summaries = {
+        what: {
             t: (
                 statistics.median(b[t][0] for b in found),
                 statistics.median(b[t][1] for b in found),
@@ -185,16 +185,14 @@ def main() -> None:
             for t in TISSUES
             if (found := [b for b in biases if t in b])
         }
-        print(_row(f"median over builds, {what}", medians))
+        for what, biases in rows.items()
+    }
+    for what, summary in summaries.items():
+        print(_row(f"median over builds, {what}", summary))
     print("spread of the outline about its median, mm (half the 16th-84th percentile range)")
     print(header)
-    for what, biases in rows.items():
-        spread = {
-            t: statistics.median(b[t][1] for b in found)
-            for t in TISSUES
-            if (found := [b for b in biases if t in b])
-        }
-        print(_spread_row(f"median over builds, {what}", spread))
+    for what, summary in summaries.items():
+        print(_spread_row(f"median over builds, {what}", summary))
 
 
 if __name__ == "__main__":
