@@ -25,6 +25,11 @@ def noise_draw(spec: CaseSpec, realisation: int) -> CaseSpec:
     return dataclasses.replace(spec, seed=spec.seed + 1000 * realisation)
 
 
+def noise_free(spec: CaseSpec) -> CaseSpec:
+    """The case without image noise: what is left of an error is the pipeline's own."""
+    return dataclasses.replace(spec, noise_sd_hu=0.0)
+
+
 def on_grid(spec: CaseSpec, pixel_mm: float, slice_mm: float) -> CaseSpec:
     """The case's full-size scan on the grid (same field of view and scan length)."""
     full = spec.full
