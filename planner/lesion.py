@@ -293,7 +293,6 @@ def _beyond(
 def _refine_edges(
     region: npt.NDArray[np.bool_],
     smooth: npt.NDArray[np.float32],
-    raw: npt.NDArray[np.int16],
     allowed: npt.NDArray[np.bool_],
     in_bone: npt.NDArray[np.bool_],
     spacing: tuple[float, float, float],
@@ -310,11 +309,7 @@ def _refine_edges(
     lighter tissue that bone encloses (``in_bone``: fatty marrow, the canal's fluid) the
     voxel belongs to the lesion when its value is above the midpoint; the window alone left
     the outline short there (the femoral lesion's end in the medulla by 0.7-0.9 mm, tilting
-    its length axis). Against bone a voxel whose own (``raw``) value is at or above the
-    midpoint stays out whatever its median reads: at a lesion's tip against cortex the
-    3 x 3 x 3 median takes in lesion and fell below the midpoint on cortex voxels (746 and
-    824 HU at each end of iliac_borderline_50 built without noise: L +2.0 mm). Against a
-    step of 150 HU or more, 10 HU of noise does not move a raw value across the midpoint.
+    its length axis).
     """
     beyond = _beyond(region, smooth, spacing, in_bone)
     if beyond is None:
@@ -329,8 +324,6 @@ def _refine_edges(
     judged = np.where(
         denser, values < midpoint, np.where(lighter_in_bone, values > midpoint, inner)
     )
-    reads_bone = denser & (beyond.beyond_hu > BONE_PARTIAL_HU) & (raw[box] >= midpoint)
-    judged &= ~reads_bone
     band = (beyond.inside_mm <= EDGE_BAND_MM) & (beyond.outside_mm <= EDGE_STEP_MM)
     out = region.copy()
     out[box] = np.where(band, judged, inner) & allowed[box]
@@ -455,7 +448,7 @@ def _grow(
     # What bone encloses on its slice: a long bone's medulla where its cortex is whole, the canal.
     in_bone = enclosed_in_plane(anatomy.bone[box])[0] > 0
     for _ in range(EDGE_PASSES):
-        region = _refine_edges(region, smooth, raw, allowed, in_bone, spacing)
+        region = _refine_edges(region, smooth, allowed, in_bone, spacing)
     region = _smooth_outline(region, local_seed, spacing)
     edge = dist2 > (radius_mm - max(spacing)) ** 2
     return _Grown(
