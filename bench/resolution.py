@@ -16,8 +16,9 @@ outline's error along the truth's own L and W directions and what the choice of 
 adds (a blunt lesion's length axis is set by fractions of a millimetre of outline, and W is
 taken across it), and the share of the outline on no visible edge; how many builds fall
 within max(1 mm, 1 voxel) on both, how many outlines a plan would flag as uncertain, the
-worst error, and how many truth-borderline builds the plan's volume interval flags
-borderline (and how many others it flags). The validated resolution limit, the
+worst error, how many truth-borderline builds the plan's volume interval flags borderline
+(and how many others it flags), the mean and SD of each part of the error, and on how many
+builds the outline's own extents are within. The validated resolution limit, the
 uncertain-outline limit and the outline error of the volume interval in the rules come from
 this report.
 """
