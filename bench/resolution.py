@@ -68,6 +68,12 @@ def outline_errors_mm(
     )
 
 
+def within_on(length_errors: np.ndarray, width_errors: np.ndarray, tolerance_mm: float) -> int:
+    """How many builds have both errors within the tolerance."""
+    within = (np.abs(length_errors) <= tolerance_mm) & (np.abs(width_errors) <= tolerance_mm)
+    return int(within.sum())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--grid", action="append", help="pixel x slice in mm, e.g. 1.2x1.5")
@@ -86,7 +92,7 @@ def main() -> None:
     rules = PlanningRules()
     for pixel_mm, slice_mm in grids:
         tolerance = max(1.0, pixel_mm, slice_mm)
-        within, refused, flagged, worst, lines = 0, 0, 0, 0.0, []
+        refused, flagged, lines = 0, 0, []
         errors = []  # per measured build: L, L's outline, W, W's outline (mm)
         borderline, caught, extra = 0, 0, 0
         t0 = time.perf_counter()
@@ -111,8 +117,6 @@ def main() -> None:
             ol, ow = outline_errors_mm(case, lesion, volume.geometry)
             errors.append((dl, ol, dw, ow))
             ok = abs(dl) <= tolerance and abs(dw) <= tolerance
-            within += ok
-            worst = max(worst, abs(dl), abs(dw))
             uncertain = unseen_edge_warning(lesion, rules.segmentation) is not None
             flagged += uncertain
             dose = dose_card(
@@ -139,6 +143,10 @@ def main() -> None:
                 f"no edge {lesion.unseen_edge_fraction:.2f}{'  UNCERTAIN OUTLINE' * uncertain}"
                 f"{flag}"
             )
+        e = np.asarray(errors).reshape(-1, 4)
+
+        within = within_on(e[:, 0], e[:, 2], tolerance)
+        worst = float(np.abs(e[:, [0, 2]]).max(initial=0.0))
         print(
             f"grid {pixel_mm} x {pixel_mm} x {slice_mm} mm (tolerance {tolerance:.2f} mm): "
             f"{within}/{len(runs)} within, {refused} refused, {flagged} flagged uncertain, "
@@ -146,7 +154,6 @@ def main() -> None:
             f"borderline, {extra} others flagged ({time.perf_counter() - t0:.0f} s)"
         )
         if errors:
-            e = np.asarray(errors)
             parts = {
                 "L": e[:, 0],
                 "L outline": e[:, 1],
@@ -155,13 +162,11 @@ def main() -> None:
                 "W outline": e[:, 3],
                 "W axis": e[:, 2] - e[:, 3],
             }
-            outline_within = int(
-                np.sum((np.abs(e[:, 1]) <= tolerance) & (np.abs(e[:, 3]) <= tolerance))
-            )
             print(
                 "  error (mean ± SD, mm): "
                 + ", ".join(f"{k} {v.mean():+.2f} ± {v.std():.2f}" for k, v in parts.items())
-                + f"; the outline's own extents within on {outline_within}/{len(e)}"
+                + "; the outline's own extents within on "
+                + f"{within_on(e[:, 1], e[:, 3], tolerance)}/{len(e)}"
             )
         print("\n".join(lines), flush=True)
 
