@@ -11,9 +11,8 @@ voxel-count volume (mL) and the centre (LPS mm).
   direction (the largest raw width would take the outline's largest bump). The boundary is
   the marching-cubes surface of the mask at the half level, so a diameter spans from edge to
   edge of the lesion, not from voxel centre to voxel centre.
-  L's axis is the one, among directions within half a voxel of the longest, across which the
-  lesion is narrowest: the outline's noise at a blunt end would otherwise tilt it, and W with
-  it.
+  L's axis is the one nearest the centre of the directions within a voxel of the longest:
+  the outline's noise at a blunt end would otherwise tilt it, and W with it.
 - ``axial``: as measured on the scanner console. On each slice of the volume grid the boundary
   is the half-level contour of the slice mask; the slice whose largest in-plane diameter is
   greatest is kept, L is that diameter and W the longest chord of the contour perpendicular
@@ -45,8 +44,8 @@ Point = tuple[float, float, float]
 # told apart by W, then by their nearness to the lesion's centre.
 SAME_LENGTH_MM = 1e-6
 # 3-D mode: diameters within this many voxels of the longest are equally long (the outline's
-# noise); of those, the length axis is the one across which the lesion is narrowest.
-AXIS_TIE_VOXELS = 0.5
+# noise); the length axis is the one nearest the centre of their directions.
+AXIS_TIE_VOXELS = 1.0
 # 3-D mode: step of the directions across L in which the shadow's width is read for W.
 WIDTH_STEP_DEG = 1.0
 
@@ -186,24 +185,27 @@ def _calipers_3d(lesion: LesionMask, geometry: VolumeGeometry) -> _Calipers:
     """Feret length of the marching-cubes surface and the largest width perpendicular to it.
 
     A blunt lesion has many directions of nearly its largest diameter, and the outline's noise
-    picks one of them; but a tilt of the length axis only widens the extent across it. Of the
-    pairs within AXIS_TIE_VOXELS of the longest, the one across which the lesion is narrowest
-    gives the axis. L is the longest diameter, drawn on that axis through the pair's middle
-    (its ends lie at most a quarter of a voxel beyond the pair's).
+    picks one of them. The axis is the pair, of those within AXIS_TIE_VOXELS of the longest,
+    nearest the centre of their directions (the principal axis of their outer products, so
+    that u and -u count alike): a central estimate, where the longest pair or the one across
+    which the lesion is narrowest are extremes. L is the longest diameter, drawn on that axis
+    through the pair's middle (its ends lie at most half a voxel beyond the pair's).
     """
     hull = _hull_points(surface_points_lps(lesion, geometry))
     a, b, longest = _farthest_pair(hull)
     tie_mm = AXIS_TIE_VOXELS * voxel_step_mm((hull[b] - hull[a]) / longest, geometry)
-    best: _Calipers | None = None
-    for i, j in _near_longest_pairs(hull, longest - tie_mm - SAME_LENGTH_MM):
-        axis = (hull[j] - hull[i]) / np.linalg.norm(hull[j] - hull[i])
-        middle = (hull[i] + hull[j]) / 2.0
-        w1, w2, width = _width_across(hull, axis, middle)
-        if best is None or width < best.width_mm:
-            ends = (middle - axis * longest / 2.0, middle + axis * longest / 2.0)
-            best = _Calipers(ends, (w1, w2), longest, width)
-    assert best is not None
-    return best
+    pairs = _near_longest_pairs(hull, longest - tie_mm - SAME_LENGTH_MM)
+    steps = hull[pairs[:, 1]] - hull[pairs[:, 0]]
+    units = steps / np.linalg.norm(steps, axis=1, keepdims=True)
+    centre = np.linalg.eigh(units.T @ units)[1][:, -1]
+    pick = int(np.argmax(np.abs(units @ centre)))
+    i, j = pairs[pick]
+    axis = units[pick]
+    middle = (hull[i] + hull[j]) / 2.0
+    w1, w2, width = _width_across(hull, axis, middle)
+    return _Calipers(
+        (middle - axis * longest / 2.0, middle + axis * longest / 2.0), (w1, w2), longest, width
+    )
 
 
 @dataclass(frozen=True)
