@@ -128,8 +128,8 @@ def _width_across(
     by c0 + c1 cos 2t + c2 sin 2t, exact for an ellipse (an ellipsoid's shadow); W is the
     fitted ellipse's major axis. The largest raw width would take the outline's largest bump:
     across a round cross-section it read the femoral lesion's W 1.0 mm wide on average over
-    8 noise draws (0.7 mm with the fit). The W line runs along the major axis, through the
-    middle of the shadow's extent there.
+    8 noise draws (``bench/resolution.py --noise-realisations 8``; 0.8 mm with the fit). The
+    W line runs along the major axis, through the middle of the shadow's extent there.
     """
     rel = hull - center
     projected = rel - np.outer(rel @ axis, axis)
