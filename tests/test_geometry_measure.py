@@ -52,8 +52,8 @@ def test_the_width_of_a_noisy_outline_does_not_follow_the_noise_at_its_blunt_end
     # An ellipsoid (44 x 30 x 24 mm) whose outline the noise roughened: a third of its surface
     # voxels dropped and a third of the voxels just outside added, in 10 draws. Many pairs of
     # points at the blunt ends are nearly the longest; taking whichever is longest tilted the
-    # L axis from draw to draw, and W across it (0.4 mm spread). The narrowest width among the
-    # near-longest pairs is the same in every draw.
+    # L axis from draw to draw, and W across it (0.4 mm spread). With the axis at the centre of
+    # the near-longest directions and W from the fitted ellipse, W is the same in every draw.
     g = VolumeGeometry((0.0, 0.0, 0.0), (0.8, 0.8, 1.0), AXES, (56, 56, 70))
     k, j, i = np.mgrid[0:56, 0:56, 0:70].astype(float)
     x, y, z = (i - 35) * 0.8, (j - 28) * 0.8, (k - 28) * 1.0
