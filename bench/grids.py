@@ -1,4 +1,4 @@
-"""Catalogue cases rebuilt on another grid (pixel x slice, in mm) or noise draw: shared by the
+"""Catalogue cases rebuilt on another grid (pixel x slice, in mm) or without noise: shared by the
 bench reports."""
 
 from __future__ import annotations
@@ -17,12 +17,6 @@ def parse_grid(text: str) -> tuple[float, float]:
     """``"1.2x1.5"`` as (pixel, slice) in mm."""
     pixel, slice_ = text.lower().split("x")
     return float(pixel), float(slice_)
-
-
-def noise_draw(spec: CaseSpec, realisation: int) -> CaseSpec:
-    """The case with noise draw ``realisation`` (seed ``seed + 1000 * realisation``; 0 is the
-    catalogue's own)."""
-    return dataclasses.replace(spec, seed=spec.seed + 1000 * realisation)
 
 
 def noise_free(spec: CaseSpec) -> CaseSpec:

@@ -27,7 +27,7 @@ import statistics
 
 import numpy as np
 import numpy.typing as npt
-from grids import noise_draw, on_grid, parse_grid
+from grids import on_grid, parse_grid
 from scipy import ndimage
 
 from planner.anatomy import segment_anatomy
@@ -39,6 +39,7 @@ from planner.rules import PlanningRules
 from planner.volume import load_volume
 from sample_series.catalogue import CASES
 from sample_series.phantom import SampleCase, build_case
+from sample_series.spec import noise_draw
 from sample_series.tissues import LabelCode
 
 TISSUES = ("bone", "soft", "soft near bone", "fat", "lung")

@@ -29,7 +29,7 @@ import argparse
 import time
 
 import numpy as np
-from grids import DEFAULT_GRIDS, noise_draw, noise_free, on_grid, parse_grid
+from grids import DEFAULT_GRIDS, noise_free, on_grid, parse_grid
 
 from planner.anatomy import segment_anatomy
 from planner.dosing import dose_card
@@ -41,6 +41,7 @@ from planner.rules import PlanningRules
 from planner.volume import load_volume
 from sample_series.catalogue import CASES
 from sample_series.phantom import SampleCase, build_case
+from sample_series.spec import noise_draw
 
 
 def outline_errors_mm(

@@ -6,7 +6,7 @@ Pure data (frozen dataclasses); :mod:`sample_series.catalogue` holds the named i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from sample_series.anatomy import BodyRegion
@@ -104,3 +104,9 @@ class CaseSpec:
 
     def scan(self, full_size: bool) -> ScanSpec:
         return self.full if full_size else self.small
+
+
+def noise_draw(spec: CaseSpec, realisation: int) -> CaseSpec:
+    """The case with noise draw ``realisation`` (seed ``seed + 1000 * realisation``; 0 is the
+    catalogue's own)."""
+    return replace(spec, seed=spec.seed + 1000 * realisation)
