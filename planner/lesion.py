@@ -295,6 +295,7 @@ def _beyond(
 def _refine_edges(
     region: npt.NDArray[np.bool_],
     smooth: npt.NDArray[np.float32],
+    raw: npt.NDArray[np.int16],
     allowed: npt.NDArray[np.bool_],
     in_bone: npt.NDArray[np.bool_],
     spacing: tuple[float, float, float],
@@ -305,7 +306,10 @@ def _refine_edges(
     its value is below the midpoint of the lesion's and the neighbour's: that is where a
     blurred edge crosses, so the outline lands on the true edge whatever the neighbour and
     however blurred the image. The neighbour is read at the nearest voxel of a ring
-    EDGE_STEP_MM to EDGE_RING_MM outside. Edges against lighter tissue (fat, lung) are left
+    EDGE_STEP_MM to EDGE_RING_MM outside. Voxels are judged on the median-filtered HU, but
+    against bone on the raw HU: there the noise is small beside the contrast, and the median
+    moves a curved edge (it put cortex voxels on the iliac lesion's tips, 1 mm beyond each
+    end; L +2.0 mm without noise). Edges against lighter tissue (fat, lung) are left
     as the window drew them: a thin strip of muscle on fat looks like the lesion's own
     partial-volume rim there and would be drawn in. Inside bone there is no muscle: against
     lighter tissue that bone encloses (``in_bone``: fatty marrow, the canal's fluid) the
@@ -317,7 +321,8 @@ def _refine_edges(
     if beyond is None:
         return region
     box = beyond.box
-    inner, values = region[box], smooth[box]
+    inner = region[box]
+    values = np.where(beyond.beyond_hu > BONE_PARTIAL_HU, raw[box], smooth[box])
     midpoint = (beyond.lesion_hu + beyond.beyond_hu) / 2.0
     denser = beyond.beyond_hu > beyond.lesion_hu + MIN_NEIGHBOUR_CONTRAST_HU
     lighter_in_bone = beyond.beyond_in_bone & (
@@ -450,7 +455,7 @@ def _grow(
     # What bone encloses on its slice: a long bone's medulla where its cortex is whole, the canal.
     in_bone = enclosed_in_plane(anatomy.bone[box])[0] > 0
     for _ in range(EDGE_PASSES):
-        region = _refine_edges(region, smooth, allowed, in_bone, spacing)
+        region = _refine_edges(region, smooth, raw, allowed, in_bone, spacing)
     region = _smooth_outline(region, local_seed, spacing)
     edge = dist2 > (radius_mm - max(spacing)) ** 2
     return _Grown(
