@@ -26,7 +26,7 @@ from planner.lesion import (
 from planner.manual import ManualMeasurement, manual_lesion
 from planner.measure import Measurement, MeasurementMode, measure_lesion
 from planner.rules import PlanningRules
-from planner.target import TargetMode, choose_targets
+from planner.target import TargetMode, choose_targets, fill_targets
 from planner.trajectory import UP_LPS, NeedlePath, TrajectoryResult, plan_trajectories
 from planner.volume import CTVolume
 
@@ -206,6 +206,16 @@ def make_plan(
         plan_trajectories(volume, anatomy, lesion, t.lps_mm, position, rules.trajectory)
         for t in targets
     ]
+    if not any(r.needles for r in results) and request.target_mode is TargetMode.PERIOSTEAL:
+        # Before saying there is no safe path, the rest of the junction is tried.
+        tried = [t.lps_mm for t in targets]
+        for extra in fill_targets(volume, anatomy, lesion, tried):
+            results.append(
+                plan_trajectories(volume, anatomy, lesion, extra.lps_mm, position, rules.trajectory)
+            )
+            targets = (*targets, extra)
+            if results[-1].needles:
+                break
     needles, alternatives = _select_needles(results, wanted)
     trajectory = TrajectoryResult(
         needles=needles,

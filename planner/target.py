@@ -34,6 +34,9 @@ UPSTREAM_WEIGHT = 0.5
 MIN_TARGET_SEPARATION_MM = 6.0
 # A lesion enclosed in bone is targeted on the bone surface within this distance of it.
 PERIOSTEUM_SEARCH_MM = 20.0
+# When no candidate target gives a safe path, the rest of the junction is tried down to this
+# spacing (a safe window between two bones can be open to only a few millimetres of it).
+FILL_TARGET_SPACING_MM = 2.0
 
 
 class TargetMode(StrEnum):
@@ -110,6 +113,51 @@ def _periosteum_near(
     return near[dist <= reach_mm]
 
 
+def _junction(
+    anatomy: Anatomy, lesion: LesionMask, geo: VolumeGeometry
+) -> tuple[npt.NDArray[np.float64], str]:
+    """The peritumoral target voxels (k, j, i) and what they are: the lesion's voxels at the
+    tumour-periosteum junction or, for a lesion enclosed in bone, the bone surface nearest
+    to it; empty when neither exists."""
+    # Face neighbours of bone, whatever the grid: the nearest bone voxel is one step away.
+    touching = max(JUNCTION_MM, 1.01 * max(geo.spacing_mm))
+    junction = _soft_tissue_near_bone(anatomy, lesion.points_kji().astype(np.intp), touching)
+    if junction.size:
+        return junction, "tumour-periosteum junction"
+    # A lesion enclosed in bone: aim at the bone surface nearest to it.
+    junction = _periosteum_near(anatomy, lesion, touching, PERIOSTEUM_SEARCH_MM, geo)
+    return junction, "bone surface nearest the lesion"
+
+
+def fill_targets(
+    volume: CTVolume,
+    anatomy: Anatomy,
+    lesion: LesionMask,
+    tried_lps_mm: npt.ArrayLike,
+    spacing_mm: float = FILL_TARGET_SPACING_MM,
+) -> tuple[TargetPoint, ...]:
+    """The rest of the peritumoral targets, each next one the farthest from all before it
+    (the tried ones included), down to ``spacing_mm`` apart.
+
+    :func:`choose_targets` spreads a few candidates over the junction; where none of them
+    has a safe path, a window may still open onto a part of the junction between them.
+    """
+    geo = volume.geometry
+    junction, kind = _junction(anatomy, lesion, geo)
+    if junction.size == 0:
+        return ()
+    pts = geo.kji_to_lps(junction)
+    tried = np.asarray(tried_lps_mm, dtype=np.float64).reshape(-1, 3)
+    gap = np.linalg.norm(pts[:, None, :] - tried[None, :, :], axis=2).min(axis=1)
+    order: list[int] = []
+    while gap.size and float(gap.max()) >= spacing_mm:
+        best = int(np.argmax(gap))
+        order.append(best)
+        gap = np.minimum(gap, np.linalg.norm(pts - pts[best], axis=1))
+    snapped = geo.kji_to_lps(_on_slices(volume, junction[order]))
+    return tuple(TargetPoint(_point(p), kind) for p in snapped)
+
+
 def choose_targets(
     volume: CTVolume,
     anatomy: Anatomy,
@@ -123,7 +171,6 @@ def choose_targets(
     geo = volume.geometry
     up = np.asarray(up_lps, dtype=np.float64)
     centre = np.asarray(centre_lps_mm)
-    lesion_kji = lesion.points_kji()
     if mode is TargetMode.INTRATUMORAL:
         kji = _on_slices(volume, geo.lps_to_kji(centre)[None, :])[0]
         idx = tuple(int(v) for v in np.rint(kji))
@@ -131,15 +178,8 @@ def choose_targets(
         p = geo.kji_to_lps(kji) if inside else centre
         return (TargetPoint(_point(p), "lesion centre (intratumoral)"),), ()
 
-    # Face neighbours of bone, whatever the grid: the nearest bone voxel is one step away.
-    touching = max(JUNCTION_MM, 1.01 * max(geo.spacing_mm))
-    junction = _soft_tissue_near_bone(anatomy, lesion_kji.astype(np.intp), touching)
-    kind = "tumour-periosteum junction"
+    junction, kind = _junction(anatomy, lesion, geo)
     warnings: list[str] = []
-    if junction.size == 0:
-        # A lesion enclosed in bone: aim at the bone surface nearest to it.
-        junction = _periosteum_near(anatomy, lesion, touching, PERIOSTEUM_SEARCH_MM, geo)
-        kind = "bone surface nearest the lesion"
     if junction.size == 0:
         warnings.append(
             "the lesion does not touch bone: peritumoral periosteal target not possible, "

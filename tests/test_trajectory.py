@@ -148,3 +148,37 @@ def test_best_first_search_finds_what_checking_every_candidate_finds(patient):
     assert result.candidates_checked < result.candidates_evaluated  # some were pruned
     # The screen never passes over a path the full check would accept.
     assert np.all(checker.screen(idx)[full.ok])
+
+
+def test_the_fill_targets_cover_the_rest_of_the_junction(patient):
+    from planner.lesion import segment_lesion
+    from planner.measure import measure_lesion
+    from planner.target import (
+        FILL_TARGET_SPACING_MM,
+        TargetMode,
+        _junction,
+        choose_targets,
+        fill_targets,
+    )
+
+    ct, volume, anatomy = patient
+    geo = volume.geometry
+    lesion = segment_lesion(volume, anatomy, ct.seed_lps_mm, PlanningRules().segmentation)
+    centre = measure_lesion(lesion, geo).center_lps_mm
+    first, _ = choose_targets(
+        volume, anatomy, lesion, centre, (0.0, -1.0, 0.0), TargetMode.PERIOSTEAL, 5
+    )
+    tried = np.array([t.lps_mm for t in first])
+    filled = np.array([t.lps_mm for t in fill_targets(volume, anatomy, lesion, tried)])
+    assert len(filled) > len(tried)
+    # Each is a junction voxel (on the grid, slice snapped), 2 mm or more from all before it.
+    junction, _ = _junction(anatomy, lesion, geo)
+    junction_lps = geo.kji_to_lps(junction)
+    for n, p in enumerate(filled):
+        assert np.linalg.norm(junction_lps - p, axis=1).min() <= 0.5 * max(geo.spacing_mm)
+        before = np.vstack([tried, filled[:n]])
+        assert np.linalg.norm(before - p, axis=1).min() >= FILL_TARGET_SPACING_MM - 0.5
+    # Together they leave no part of the junction farther than the spacing from a target.
+    every = np.vstack([tried, filled])
+    gaps = np.linalg.norm(junction_lps[:, None, :] - every[None, :, :], axis=2).min(axis=1)
+    assert gaps.max() < FILL_TARGET_SPACING_MM + max(geo.spacing_mm)
