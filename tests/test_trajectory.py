@@ -154,6 +154,7 @@ def test_the_fill_targets_cover_the_rest_of_the_junction(patient):
     from planner.lesion import segment_lesion
     from planner.measure import measure_lesion
     from planner.target import (
+        FILL_TARGET_COUNT,
         FILL_TARGET_SPACING_MM,
         TargetMode,
         _junction,
@@ -178,7 +179,9 @@ def test_the_fill_targets_cover_the_rest_of_the_junction(patient):
         assert np.linalg.norm(junction_lps - p, axis=1).min() <= 0.5 * max(geo.spacing_mm)
         before = np.vstack([tried, filled[:n]])
         assert np.linalg.norm(before - p, axis=1).min() >= FILL_TARGET_SPACING_MM - 0.5
-    # Together they leave no part of the junction farther than the spacing from a target.
+    # Below the cap, together they leave no part of the junction farther than the spacing
+    # from a target.
+    assert len(filled) < FILL_TARGET_COUNT
     every = np.vstack([tried, filled])
     gaps = np.linalg.norm(junction_lps[:, None, :] - every[None, :, :], axis=2).min(axis=1)
     assert gaps.max() < FILL_TARGET_SPACING_MM + max(geo.spacing_mm)
