@@ -185,3 +185,20 @@ def test_the_fill_targets_cover_the_rest_of_the_junction(patient):
     every = np.vstack([tried, filled])
     gaps = np.linalg.norm(junction_lps[:, None, :] - every[None, :, :], axis=2).min(axis=1)
     assert gaps.max() < FILL_TARGET_SPACING_MM + max(geo.spacing_mm)
+
+
+def test_a_safe_window_between_the_transverse_processes_is_found():
+    # costovertebral_tilted at full size: its only safe route is tilted between two transverse
+    # processes and opens onto a few millimetres of the junction. None of the first spread
+    # candidates lies there (on this outline); the fill finds it.
+    from sample_series.catalogue import CASES
+    from sample_series.phantom import build_case
+
+    case = build_case(CASES["costovertebral_tilted"], full_size=True)
+    volume = load_volume(case.datasets)
+    anatomy = segment_anatomy(volume)
+    plan = make_plan(
+        volume, anatomy, PlanRequest(seed_lps_mm=case.truth.seed_lps_mm), PlanningRules()
+    )
+    assert plan.trajectory.needles, plan.warnings
+    assert plan.trajectory.needles[0].craniocaudal_angle_deg > 1.0
