@@ -136,10 +136,10 @@ def fill_targets(
     anatomy: Anatomy,
     lesion: LesionMask,
     tried_lps_mm: npt.ArrayLike,
-    spacing_mm: float = FILL_TARGET_SPACING_MM,
 ) -> tuple[TargetPoint, ...]:
     """The rest of the peritumoral targets, each next one the farthest from all before it
-    (the tried ones included), down to ``spacing_mm`` apart; at most FILL_TARGET_COUNT.
+    (the tried ones included), down to FILL_TARGET_SPACING_MM apart; at most
+    FILL_TARGET_COUNT.
 
     :func:`choose_targets` spreads a few candidates over the junction; where none of them
     has a safe path, a window may still open onto a part of the junction between them.
@@ -152,7 +152,9 @@ def fill_targets(
     tried = np.asarray(tried_lps_mm, dtype=np.float64).reshape(-1, 3)
     gap = np.linalg.norm(pts[:, None, :] - tried[None, :, :], axis=2).min(axis=1)
     order: list[int] = []
-    while gap.size and float(gap.max()) >= spacing_mm and len(order) < FILL_TARGET_COUNT:
+    while (
+        gap.size and float(gap.max()) >= FILL_TARGET_SPACING_MM and len(order) < FILL_TARGET_COUNT
+    ):
         best = int(np.argmax(gap))
         order.append(best)
         gap = np.minimum(gap, np.linalg.norm(pts - pts[best], axis=1))
