@@ -9,16 +9,18 @@ voxel-count volume (mL) and the centre (LPS mm).
 - ``3d`` (the default): L = largest 3-D diameter (Feret) of the lesion, W = largest diameter
   perpendicular to L, read from an ellipse fitted to the lesion's widths across L in every
   direction (the largest raw width would take the outline's largest bump). The boundary is
-  the marching-cubes surface of the mask at the half level, so a diameter spans from edge to
-  edge of the lesion, not from voxel centre to voxel centre.
+  the marching-cubes surface at the half level of the lesion's membership (its smoothed
+  outline, :attr:`~planner.lesion.LesionMask.membership`), so a diameter spans from edge to
+  edge of the lesion, not from voxel centre to voxel centre, nor from corner to corner of
+  the mask's staircase.
   L's axis is the one nearest the centre of the directions within a voxel of the longest:
   the outline's noise at a blunt end would otherwise tilt it, and W with it.
 - ``axial``: as measured on the scanner console. On each slice of the volume grid the boundary
-  is the half-level contour of the slice mask; the slice whose largest in-plane diameter is
-  greatest is kept, L is that diameter and W the longest chord of the contour perpendicular
-  to L on the same slice, edge to edge, so the W line lies on the lesion as the radiologist
-  draws it. The measurement names that slice (index in volume order, position along the slice
-  normal).
+  is the half-level contour of the slice's membership; the slice whose largest in-plane
+  diameter is greatest is kept, L is that diameter and W the longest chord of the contour
+  perpendicular to L on the same slice, edge to edge, so the W line lies on the lesion as
+  the radiologist draws it. The measurement names that slice (index in volume order,
+  position along the slice normal).
 
 In the 3-D mode W is the extent of the boundary's shadow across L, drawn along the fitted
 ellipse's major axis; in the axial mode it is a chord of the slice's outline.
@@ -101,9 +103,17 @@ def voxel_step_mm(direction_lps: npt.ArrayLike, geometry: VolumeGeometry) -> flo
     return float(1.0 / np.linalg.norm(u_index / np.asarray(geometry.spacing_mm)))
 
 
+def _padded_membership(lesion: LesionMask) -> npt.NDArray[np.float32]:
+    """The lesion's membership (0.5 on its outline) on its box grown by one voxel: the smoothed
+    outline when segmentation gave one, else the mask itself."""
+    if lesion.membership is not None:
+        return lesion.membership
+    return np.pad(lesion.mask.astype(np.float32), 1)
+
+
 def surface_points_lps(lesion: LesionMask, geometry: VolumeGeometry) -> npt.NDArray[np.float64]:
-    padded = np.pad(lesion.mask.astype(np.float32), 1)
-    verts, _, _, _ = marching_cubes(padded, level=0.5)
+    """The lesion's surface, marching cubes at the half level of its membership (LPS mm)."""
+    verts, _, _, _ = marching_cubes(_padded_membership(lesion), level=0.5)
     kji = verts - 1.0 + np.asarray(lesion.offset_kji)
     return geometry.kji_to_lps(kji)
 
@@ -229,7 +239,7 @@ def _slice_outline(lesion: LesionMask, geometry: VolumeGeometry, dk: int) -> _Sl
     e2 = np.cross(geometry.slice_normal, e1)
     offset = geometry.kji_to_lps((float(k), 0.0, 0.0))
     contours = []
-    for rows_cols in find_contours(np.pad(lesion.mask[dk].astype(np.float32), 1), 0.5):
+    for rows_cols in find_contours(_padded_membership(lesion)[dk + 1], 0.5):
         kji = np.column_stack(
             [
                 np.full(len(rows_cols), float(k)),
@@ -279,7 +289,7 @@ def _widest_chord(
 
 def _calipers_axial(lesion: LesionMask, geometry: VolumeGeometry) -> tuple[_Calipers, int]:
     """The slice with the greatest in-plane L (ties: greater W, then nearer the centre), with
-    its L and W from the half-level contour of the slice mask."""
+    its L and W from the half-level contour of the slice's membership."""
     centre_k = float(lesion.points_kji()[:, 0].mean())
     outlines = [
         _slice_outline(lesion, geometry, int(dk))
