@@ -20,7 +20,7 @@ import planner.lesion as lesion_module
 from planner.anatomy import segment_anatomy
 from planner.errors import LesionNotFound
 from planner.lesion import segment_lesion
-from planner.measure import measure_lesion
+from planner.measure import Measurement, measure_lesion
 from planner.rules import PlanningRules
 from planner.volume import CTVolume, load_volume
 from sample_series.catalogue import CASES
@@ -268,6 +268,34 @@ def test_where_fat_meets_bone_the_blurred_edge_is_never_lesion():
 LONG_BONE_LESION_SEMI_MM = (8.0, 12.0)  # across and along the bone: W = 16 mm, L = 24 mm
 
 
+def _imaged(
+    fine_hu: np.ndarray,
+    sub: int,
+    spacing_mm: tuple[float, float, float],
+    noise_seed: int | None = None,
+) -> CTVolume:
+    """A phantom drawn on a grid ``sub`` times finer than the voxels along every axis, imaged:
+    partial volume (the mean of each voxel's sub-voxels), a half-voxel blur, 10 HU noise when
+    a seed is given. ``spacing_mm`` is (row spacing, column spacing, slice spacing)."""
+    slices, rows, cols = (n // sub for n in fine_hu.shape)
+    hu = fine_hu.reshape(slices, sub, rows, sub, cols, sub).mean(axis=(1, 3, 5))
+    hu = ndimage.gaussian_filter(hu, 0.5)
+    if noise_seed is not None:
+        hu += np.random.default_rng(noise_seed).normal(0.0, 10.0, hu.shape).astype(np.float32)
+    datasets = make_ct_series(slices, cols, spacing_mm=spacing_mm)
+    for k, ds in enumerate(datasets):
+        set_ct_pixels(ds, np.rint(hu[k]).astype(np.int16))
+    return load_volume(datasets)
+
+
+def _measured_from_the_centre(volume: CTVolume) -> Measurement:
+    """L and W of the lesion segmented from a seed at the volume's centre."""
+    centre = volume.geometry.kji_to_lps(np.asarray(volume.geometry.shape, float) / 2.0 - 0.5)
+    seed = (float(centre[0]), float(centre[1]), float(centre[2]))
+    lesion = segment_lesion(volume, segment_anatomy(volume), seed, PlanningRules().segmentation)
+    return measure_lesion(lesion, volume.geometry)
+
+
 def _long_bone_phantom(noise_seed: int) -> CTVolume:
     """A long bone along z (fatty marrow, -60 HU, in a whole cortex) in muscle, with a lytic
     lesion in its medulla: 1 mm voxels, the lesion's ends and sides against the fatty marrow."""
@@ -281,13 +309,7 @@ def _long_bone_phantom(noise_seed: int) -> CTVolume:
     hu[np.broadcast_to(r2 <= 10.0**2, hu.shape)] = -60.0  # fatty marrow
     a, c = LONG_BONE_LESION_SEMI_MM
     hu[(x / a) ** 2 + (y / a) ** 2 + (z / c) ** 2 <= 1.0] = 40.0
-    hu = hu.reshape(slices, 2, size, 2, size, 2).mean(axis=(1, 3, 5))
-    hu = ndimage.gaussian_filter(hu, 0.5)
-    hu += np.random.default_rng(noise_seed).normal(0.0, 10.0, hu.shape).astype(np.float32)
-    datasets = make_ct_series(slices, size, spacing_mm=(1.0, 1.0, 1.0))
-    for k, ds in enumerate(datasets):
-        set_ct_pixels(ds, np.rint(hu[k]).astype(np.int16))
-    return load_volume(datasets)
+    return _imaged(hu, 2, (1.0, 1.0, 1.0), noise_seed)
 
 
 @pytest.mark.parametrize("noise_seed", [1, 2])
@@ -299,13 +321,7 @@ def test_a_lesion_in_fatty_marrow_reaches_its_ends_inside_the_bone(noise_seed):
     # Measured over noise seeds 1-6: L -0.24 to -0.13 mm, W -0.09 to +0.58 mm. Judged on the
     # median W was -1.07 to -0.61 mm (-1.4 to -1.1 on the smoothed mask's surface); with the
     # window's edge L was 1.6 to 3.2 mm short and W 1.0 to 1.7 mm.
-    volume = _long_bone_phantom(noise_seed)
-    anatomy = segment_anatomy(volume)
-    centre = volume.geometry.kji_to_lps(np.asarray(volume.geometry.shape, float) / 2.0 - 0.5)
-    seed = (float(centre[0]), float(centre[1]), float(centre[2]))
-    m = measure_lesion(
-        segment_lesion(volume, anatomy, seed, PlanningRules().segmentation), volume.geometry
-    )
+    m = _measured_from_the_centre(_long_bone_phantom(noise_seed))
     a, c = LONG_BONE_LESION_SEMI_MM
     assert m.length_mm == pytest.approx(2 * c, abs=1.0)
     assert m.width_mm == pytest.approx(2 * a, abs=1.0)
@@ -358,12 +374,7 @@ def _sphere_in_marrow(radius_mm: float, centre_mm: tuple[float, float, float]) -
     hu = np.full(np.broadcast(x, y, z).shape, 250.0, dtype=np.float32)
     cx, cy, cz = centre_mm
     hu[(x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= radius_mm**2] = 40.0
-    hu = hu.reshape(slices, sub, size, sub, size, sub).mean(axis=(1, 3, 5))
-    hu = ndimage.gaussian_filter(hu, 0.5)
-    datasets = make_ct_series(slices, size, spacing_mm=(pixel_mm, pixel_mm, slice_mm))
-    for k, ds in enumerate(datasets):
-        set_ct_pixels(ds, np.rint(hu[k]).astype(np.int16))
-    return load_volume(datasets)
+    return _imaged(hu, sub, (pixel_mm, pixel_mm, slice_mm))
 
 
 @pytest.mark.parametrize("centre_mm", [(0.0, 0.0, 0.0), (0.3, 0.2, 0.35)])
@@ -372,10 +383,6 @@ def test_a_spheres_diameters_are_read_off_its_surface_not_off_the_voxel_staircas
     # it, a 13 mm sphere's L was 0.5-0.7 mm long (W 0.2-0.3 mm). Read at the half level of
     # the smoothed mask, both are within 0.15 mm.
     radius_mm = 6.5
-    volume = _sphere_in_marrow(radius_mm, centre_mm)
-    centre = volume.geometry.kji_to_lps(np.asarray(volume.geometry.shape, float) / 2.0 - 0.5)
-    seed = (float(centre[0]), float(centre[1]), float(centre[2]))
-    lesion = segment_lesion(volume, segment_anatomy(volume), seed, PlanningRules().segmentation)
-    m = measure_lesion(lesion, volume.geometry)
+    m = _measured_from_the_centre(_sphere_in_marrow(radius_mm, centre_mm))
     assert m.length_mm == pytest.approx(2 * radius_mm, abs=0.3)
     assert m.width_mm == pytest.approx(2 * radius_mm, abs=0.3)
