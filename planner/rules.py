@@ -72,7 +72,7 @@ class SegmentationRules:
     opening_radius_mm: float = 2.0
     min_volume_ml: float = 0.05
     # Automatic L and W are validated on grids up to these spacings: within 1 mm of the truth
-    # on 42 of 52 builds there, 4 noise draws of each sample case, worst 3.4 mm
+    # on 51 of 52 builds there, 4 noise draws of each sample case, worst 1.04 mm
     # (bench/resolution.py; coarser grids fall far short). On a coarser series the plan says
     # so and asks for a check or a manual measurement.
     validated_pixel_mm: float = 0.8
