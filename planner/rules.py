@@ -78,9 +78,9 @@ class SegmentationRules:
     validated_pixel_mm: float = 0.8
     validated_slice_mm: float = 1.0
     # An outline with more than this share of its voxels on no visible edge was probably grown
-    # into tissue of the lesion's own density: the plan says so (bench/resolution.py: at most
-    # 0.26 on the outlines within tolerance and 0.36 on the others but two: 0.78 on a +30 mm
-    # leak into muscle and 0.54 on an outline 7 mm short, both at 1.2 mm pixels).
+    # into tissue of the lesion's own density: the plan says so (bench/resolution.py on every
+    # grid: at most 0.20 on the outlines within tolerance and 0.27 on the others but one, 0.75
+    # on a +26 mm leak into muscle at 1.0 mm pixels).
     max_unseen_edge_fraction: float = 0.5
     # Error of the outline itself on an automatic L or W, added to the one voxel of the
     # volume interval: a lesion whose one-voxel interval meets a tier bound is then flagged
