@@ -49,9 +49,9 @@ EDGE_PASSES = 3
 # Against soft tissue a voxel is judged on its 3x3x3 median blended with this share of its own
 # value. The median alone reads an edge voxel whose neighbourhood is mostly the neighbour as the
 # neighbour, which pulls a convex outline in (costovertebral_tilted W -0.8 mm without noise);
-# the raw value carries the whole noise. Dev harness (catalogue on 9 noise draws, 117 builds,
-# within 1 mm): share 0 112, 0.15 114, 0.2 115, 0.25 115, 0.3 111, 0.35 107 (noisy muscle
-# voxels come in as bumps).
+# the raw value carries the whole noise. Dev harness (the catalogue noise-free and on 8 noise
+# draws, 117 builds within 1 mm): share 0 112, 0.15 114, 0.2 115, 0.25 115, 0.3 111, 0.35 107
+# (noisy muscle voxels come in as bumps).
 RAW_SHARE = 0.2
 # Gaussian smoothing of the final mask: single-voxel bumps from noise on a 10 HU edge would
 # otherwise set the Feret diameters, which are extremes.
@@ -60,8 +60,9 @@ MASK_SIGMA_MM = 0.8
 # re-judges the edge against the tissue read beyond the outline it was given, and on a 10 HU
 # edge at 10 HU noise a voxel can flip from pass to pass; the last pass alone left outlines
 # up to 1.5 mm short or long. The passes' mean lies a little inside the last pass (the first
-# starts from the window's outline): 0.48 rather than 0.5 (dev harness of the catalogue on 9
-# noise draws: the cut at 0.50, 0.48, 0.46 puts 110, 112, 111 of 117 builds within 1 mm).
+# starts from the window's outline): 0.48 rather than 0.5 (dev harness, the catalogue
+# noise-free and on 8 noise draws: the cut at 0.50, 0.48, 0.46 puts 110, 112, 111 of 117
+# builds within 1 mm).
 OUTLINE_LEVEL = 0.48
 # The passes are averaged only when the last one changed at most this share of the region's
 # voxels (median 3.5 %, 95th percentile 16 % on the catalogue's builds). A region still
