@@ -406,7 +406,7 @@ def _smooth_outline(
     field = ndimage.gaussian_filter(votes, sigma)
     labels, n = ndimage.label(field >= OUTLINE_LEVEL)
     if n == 0:  # a lesion a few voxels across: nothing left to smooth
-        mask = np.asarray(ndimage.binary_fill_holes(votes >= 0.5))
+        mask = np.asarray(ndimage.binary_fill_holes(votes >= OUTLINE_LEVEL))
         return mask, mask.astype(np.float32)
     keep = labels[seed] or 1 + int(np.argmax(np.bincount(labels[votes > 0], minlength=n + 1)[1:]))
     mask = np.asarray(ndimage.binary_fill_holes(labels == keep))
